@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# deps.sh: install what building and testing acrpool needs on Debian, only
+# what is missing. Run as root (CI and the dev machines are); otherwise it
+# uses sudo when present.
+set -euo pipefail
+
+PKGS=(build-essential cmake ninja-build pkg-config git curl ca-certificates openssl
+      libcurl4-openssl-dev libcjson-dev libyaml-dev libwebsockets-dev libssl-dev
+      python3 python3-pytest)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+	echo "deps: installing ${missing[*]}" >&2
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Go builds the test control plane (kube-apiserver, kubectl, etcd). Debian's
+# golang-go is far too old for Kubernetes 1.36, so a Go >= 1.26 toolchain
+# must already be on PATH or in /usr/local/go.
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+	echo "deps: go is in /usr/local/go/bin; add it to PATH" >&2
+fi
