@@ -59,8 +59,135 @@ cmd_build() {
 	echo "testenv: built in $(( $(date +%s) - start ))s" >&2
 }
 
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for DESC TIMEOUT CMD...: poll CMD every 0.1 s until it succeeds.
+wait_for() {
+	local desc=$1 timeout=$2 deadline; shift 2
+	deadline=$(( $(date +%s) + timeout ))
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+gen_certs() {
+	local d=$1
+	(
+	cd "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 7 -subj /CN=acrpool-testenv-ca 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj /CN=localhost 2>/dev/null
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > srv.ext
+	openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -extfile srv.ext -out apiserver.crt 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=admin" 2>/dev/null
+	printf 'extendedKeyUsage=clientAuth\n' > cli.ext
+	openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -extfile cli.ext -out admin.crt 2>/dev/null
+	openssl ecparam -name prime256v1 -genkey -noout -out sa.key 2>/dev/null
+	openssl ec -in sa.key -pubout -out sa.pub 2>/dev/null
+	rm -f ./*.csr ./*.ext ca.srl
+	)
+}
+
+cmd_start() {
+	local d=${1:?usage: testenv.sh start DIR} bin ep pp ap adv=() t0
+	t0=$(date +%s%N)
+	cmd_build
+	bin=$(bindir)
+	mkdir -p "$d"; d=$(cd "$d" && pwd)
+	[ ! -f "$d/env" ] || die "$d already holds a running control plane; stop it first"
+	gen_certs "$d"
+	ep=$(free_port); pp=$(free_port); ap=$(free_port)
+
+	"$bin/etcd" --name testenv --data-dir="$d/etcd" \
+		--listen-client-urls="http://127.0.0.1:$ep" --advertise-client-urls="http://127.0.0.1:$ep" \
+		--listen-peer-urls="http://127.0.0.1:$pp" --initial-advertise-peer-urls="http://127.0.0.1:$pp" \
+		--initial-cluster="testenv=http://127.0.0.1:$pp" --unsafe-no-fsync=true \
+		--log-level=warn >"$d/etcd.log" 2>&1 &
+	echo $! >"$d/etcd.pid"
+	wait_for etcd 60 curl -fsS "http://127.0.0.1:$ep/health" ||
+		{ tail -20 "$d/etcd.log" >&2; cmd_stop "$d"; die "etcd did not become healthy"; }
+
+	# kube-apiserver refuses a loopback advertise address and otherwise takes
+	# the default route's; with no default route (a bare network namespace)
+	# give it a documentation address: it is only written into the
+	# `kubernetes` Endpoints, nothing connects to it.
+	ip route show default 2>/dev/null | grep -q . || adv=(--advertise-address=192.0.2.10)
+	"$bin/kube-apiserver" \
+		--etcd-servers="http://127.0.0.1:$ep" \
+		--secure-port="$ap" --bind-address=127.0.0.1 "${adv[@]}" \
+		--tls-cert-file="$d/apiserver.crt" --tls-private-key-file="$d/apiserver.key" \
+		--client-ca-file="$d/ca.crt" \
+		--service-account-issuer="https://127.0.0.1:$ap/" \
+		--service-account-key-file="$d/sa.pub" --service-account-signing-key-file="$d/sa.key" \
+		--authorization-mode=RBAC \
+		--service-cluster-ip-range=10.0.0.0/24 \
+		--disable-admission-plugins=ServiceAccount \
+		--cert-dir="$d/certs" \
+		${TESTENV_APISERVER_ARGS:-} >"$d/apiserver.log" 2>&1 &
+	echo $! >"$d/apiserver.pid"
+	# Authenticated probe: anonymous /readyz can be 401/403 until the RBAC
+	# bootstrap roles exist.
+	wait_for apiserver 120 curl -fsS --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" \
+		"https://127.0.0.1:$ap/readyz" ||
+		{ tail -20 "$d/apiserver.log" >&2; cmd_stop "$d"; die "kube-apiserver did not become ready"; }
+
+	local k="$d/admin.kubeconfig" kc="$bin/kubectl"
+	"$kc" config --kubeconfig="$k" set-cluster testenv --server="https://127.0.0.1:$ap" \
+		--certificate-authority="$d/ca.crt" --embed-certs >/dev/null
+	"$kc" config --kubeconfig="$k" set-credentials admin --client-certificate="$d/admin.crt" \
+		--client-key="$d/admin.key" --embed-certs >/dev/null
+	"$kc" config --kubeconfig="$k" set-context testenv --cluster=testenv --user=admin >/dev/null
+	"$kc" config --kubeconfig="$k" use-context testenv >/dev/null
+	wait_for namespace 60 "$kc" --kubeconfig="$k" get namespace default ||
+		{ cmd_stop "$d"; die "namespace default never appeared"; }
+
+	cat >"$d/env" <<ENV
+export KUBECONFIG=$k
+export TESTENV_DIR=$d
+export TESTENV_BIN=$bin
+export PATH=$bin:\$PATH
+export TESTENV_APISERVER=https://127.0.0.1:$ap
+export TESTENV_APISERVER_PORT=$ap
+export TESTENV_ETCD=http://127.0.0.1:$ep
+export TESTENV_ETCD_PID=$(cat "$d/etcd.pid")
+export TESTENV_APISERVER_PID=$(cat "$d/apiserver.pid")
+ENV
+	# A watchdog stops everything if the owner (the test run that started
+	# us) dies without calling stop, e.g. on SIGKILL.
+	if [ -n "${TESTENV_OWNER_PID:-}" ]; then
+		( trap '' INT; while kill -0 "$TESTENV_OWNER_PID" 2>/dev/null && [ -f "$d/env" ]; do sleep 1; done
+		  [ -f "$d/env" ] && "$ROOT/scripts/testenv.sh" stop "$d" ) >/dev/null 2>&1 </dev/null &
+	fi
+	echo "testenv: control plane up at https://127.0.0.1:$ap in $(( ($(date +%s%N) - t0) / 1000000 )) ms; source $d/env" >&2
+}
+
+stop_pid() {
+	local f=$1 pid
+	[ -f "$f" ] || return 0
+	pid=$(cat "$f")
+	if kill "$pid" 2>/dev/null; then
+		for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$pid" 2>/dev/null || true
+	fi
+	rm -f "$f"
+}
+
+cmd_stop() {
+	local d=${1:?usage: testenv.sh stop DIR}
+	[ -d "$d" ] || return 0
+	rm -f "$d/env"
+	stop_pid "$d/apiserver.pid"
+	stop_pid "$d/etcd.pid"
+	rm -rf "$d/etcd" "$d/certs"
+}
+
+
 case "${1:-}" in
 build) cmd_build ;;
 bindir) bindir ;;
+start) shift; cmd_start "$@" ;;
+stop) shift; cmd_stop "$@" ;;
 *) die "usage: testenv.sh build|bindir|start DIR|stop DIR" ;;
 esac

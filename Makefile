@@ -1,0 +1,35 @@
+# The README's two commands are `make quickstart` and `make test`.
+# Everything they need is installed by scripts/deps.sh and built by
+# scripts/testenv.sh (cached outside the repository).
+
+BUILD_DIR ?= build
+SANITIZE ?= ON
+PYTEST_ARGS ?=
+
+.PHONY: all deps build controlplane unit e2e test quickstart clean
+
+all: build
+
+deps:
+	scripts/deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DACRPOOL_SANITIZE=$(SANITIZE) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD_DIR)
+
+controlplane: deps
+	scripts/testenv.sh build
+
+unit: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure
+
+e2e: build controlplane
+	ACRPOOL_BUILD_DIR=$(abspath $(BUILD_DIR)) scripts/pytest.sh -q $(PYTEST_ARGS) $(wildcard tests/e2e tests/emulator/tests)
+
+test: unit e2e
+
+quickstart: build controlplane
+	scripts/quickstart.sh
+
+clean:
+	rm -rf $(BUILD_DIR)

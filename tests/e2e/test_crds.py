@@ -1,0 +1,214 @@
+"""The API as the API server enforces it: CRDs install and become
+Established, every sample is accepted, and each invalid manifest in the
+table is refused with a message that names the offending field."""
+import copy
+import re
+import json
+
+import pytest
+
+from conftest import ROOT
+
+KINDS = {"registries": "Registry", "agentpools": "AgentPool", "tasks": "Task", "taskruns": "TaskRun"}
+
+REGISTRY = {
+    "apiVersion": "acrpool.dev/v1alpha1", "kind": "Registry", "metadata": {"name": "reg"},
+    "spec": {"subscriptionId": "00000000-0000-0000-0000-000000000000", "resourceGroup": "rg",
+             "name": "myregistry",
+             "credential": {"managedIdentity": {}}},
+}
+POOL = {
+    "apiVersion": "acrpool.dev/v1alpha1", "kind": "AgentPool", "metadata": {"name": "pool"},
+    "spec": {"registryRef": {"name": "reg"}, "tier": "S2"},
+}
+TASK = {
+    "apiVersion": "acrpool.dev/v1alpha1", "kind": "Task", "metadata": {"name": "mytask"},
+    "spec": {"registryRef": {"name": "reg"},
+             "step": {"docker": {"contextPath": "https://github.com/Azure-Samples/acr-build-helloworld-node.git#main",
+                                 "imageNames": ["myimage:mytag"]}}},
+}
+TASKRUN = {
+    "apiVersion": "acrpool.dev/v1alpha1", "kind": "TaskRun", "metadata": {"name": "run1"},
+    "spec": {"registryRef": {"name": "reg"}, "taskRef": {"name": "mytask"}},
+}
+SUBNET = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+          "Microsoft.Network/virtualNetworks/vnet/subnets/default")
+
+
+def with_(base, path, value, name=None):
+    """A copy of base with the dotted path set to value (None deletes)."""
+    obj = copy.deepcopy(base)
+    *parents, last = path.split(".")
+    node = obj
+    for p in parents:
+        node = node.setdefault(p, {})
+    if value is None:
+        node.pop(last, None)
+    else:
+        node[last] = value
+    if name:
+        obj["metadata"]["name"] = name
+    return obj
+
+
+def test_crds_established(kube):
+    for plural in KINDS:
+        crd = json.loads(kube.run("get", "crd", f"{plural}.acrpool.dev", "-o", "json").stdout)
+        conds = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+        assert conds.get("Established") == "True", crd["status"]
+        assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
+
+
+def test_every_schema_field_has_a_description(kube):
+    """kubectl explain is only as good as the descriptions; check every
+    property of every kind as the API server stores it."""
+    missing = []
+
+    def walk(schema, path):
+        for name, prop in schema.get("properties", {}).items():
+            if name == "metadata" and "." not in path:
+                continue  # ObjectMeta is described by the API server itself
+            p = f"{path}.{name}"
+            if not prop.get("description"):
+                missing.append(p)
+            walk(prop, p)
+        if "items" in schema:
+            walk(schema["items"], path + "[]")
+        if isinstance(schema.get("additionalProperties"), dict):
+            walk(schema["additionalProperties"], path + "{}")
+
+    for plural, kind in KINDS.items():
+        crd = json.loads(kube.run("get", "crd", f"{plural}.acrpool.dev", "-o", "json").stdout)
+        walk(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], kind)
+    assert missing == []
+
+
+def test_samples_accepted(kube, namespace):
+    p = kube.run("apply", "-n", namespace, "-k", str(ROOT / "manifests" / "samples"))
+    assert "created" in p.stdout
+    pool = kube.get("agentpool", "myagentpool", namespace)
+    # The CLI's defaults (count 1, Linux) are the schema's defaults.
+    assert pool["spec"]["count"] == 1
+    assert pool["spec"]["os"] == "Linux"
+    assert pool["spec"]["tier"] == "S2"
+    assert pool["spec"]["deletionPolicy"] == "Delete"
+    task = kube.get("task", "mytask", namespace)
+    assert task["spec"]["timers"] == [{"name": "nightly", "schedule": "0 21 * * *", "enabled": True}]
+    assert task["spec"]["step"]["docker"]["push"] is True
+    assert task["spec"]["timeoutSeconds"] == 3600
+    assert task["spec"]["platform"] == {"os": "Linux", "architecture": "amd64"}
+    run = kube.get("taskrun", "quick-build-1", namespace)
+    assert run["spec"]["build"]["agentPoolRef"] == {"name": "myagentpool"}
+    assert run["spec"]["cancel"] is False
+    reg = kube.get("registry", "myregistry", namespace)
+    assert reg["spec"]["quota"] == {"standardVCPU": 16, "isolatedVCPU": 0}
+    assert reg["spec"]["cloud"] == "AzureCloud"
+
+
+def test_printer_columns_tell_the_story(kube, namespace):
+    kube.apply(POOL, namespace)
+    out = kube.run("get", "agentpools", "-n", namespace).stdout.splitlines()[0].split()
+    assert out == ["NAME", "TIER", "COUNT", "DESIRED", "SOURCE", "QUEUED", "STATE", "READY", "REASON", "AGE"]
+
+
+INVALID_CREATES = [
+    ("pool bad tier", with_(POOL, "spec.tier", "S4"), "spec.tier"),
+    ("pool negative count", with_(POOL, "spec.count", -1), "spec.count"),
+    ("pool azureName too long", with_(POOL, "spec.azureName", "a" * 21), "spec.azureName"),
+    ("pool azureName bad chars", with_(POOL, "spec.azureName", "my_pool"), "spec.azureName"),
+    ("pool metadata.name unusable in Azure", with_(POOL, "metadata.name", "pool.with.dots"), "spec.azureName"),
+    ("pool os Windows", with_(POOL, "spec.os", "Windows"), "spec.os"),
+    ("pool subnet not a subnet id", with_(POOL, "spec.subnetId", "/subscriptions/x/vnet"), "spec.subnetId"),
+    ("pool deletionPolicy", with_(POOL, "spec.deletionPolicy", "Keep"), "spec.deletionPolicy"),
+    ("pool no registryRef", with_(POOL, "spec.registryRef", None), "spec.registryRef"),
+    ("pool autoscale min over max", with_(POOL, "spec.autoscale", {"minCount": 3, "maxCount": 2}),
+     "spec.autoscale.minCount"),
+    ("pool window both count and bounds",
+     with_(POOL, "spec.countSchedule", {"windows": [{"cron": "0 7 * * 1-5", "count": 1, "maxCount": 3}]}),
+     "spec.countSchedule.windows[0]"),
+    ("pool window bad cron", with_(POOL, "spec.countSchedule", {"windows": [{"cron": "every day", "count": 1}]}),
+     "spec.countSchedule.windows[0].cron"),
+    ("pool too many tags", with_(POOL, "spec.tags", {f"k{i}": "v" for i in range(51)}), "spec.tags"),
+    ("task two steps", with_(TASK, "spec.step.encoded", {"taskContent": "steps: []"}), "spec.step"),
+    ("task no step", with_(TASK, "spec.step", {}), "spec.step"),
+    ("task timeout below 300", with_(TASK, "spec.timeoutSeconds", 299), "spec.timeoutSeconds"),
+    ("task timeout above 28800", with_(TASK, "spec.timeoutSeconds", 28801), "spec.timeoutSeconds"),
+    ("task cpu on a pool", with_(with_(TASK, "spec.cpu", 2), "spec.agentPoolRef", {"name": "pool"}), "spec.cpu"),
+    ("task azureName too short", with_(TASK, "spec.azureName", "abcd"), "spec.azureName"),
+    ("task bad architecture", with_(TASK, "spec.platform", {"os": "Linux", "architecture": "sparc"}),
+     "spec.platform.architecture"),
+    ("task argument value and secret",
+     with_(TASK, "spec.step.docker.arguments",
+           [{"name": "A", "value": "x", "secretKeyRef": {"name": "s", "key": "k"}}]),
+     "spec.step.docker.arguments[0]"),
+    ("task timer without schedule", with_(TASK, "spec.timers", [{"name": "nightly"}]), "spec.timers[0].schedule"),
+    ("registry two credentials",
+     with_(REGISTRY, "spec.credential", {"managedIdentity": {}, "servicePrincipal": {"secretRef": {"name": "sp"}}}),
+     "spec.credential"),
+    ("registry no credential kind", with_(REGISTRY, "spec.credential", {}), "spec.credential"),
+    ("registry bad subscription", with_(REGISTRY, "spec.subscriptionId", "not-a-guid"), "spec.subscriptionId"),
+    ("registry name with dash", with_(REGISTRY, "spec.name", "my-registry"), "spec.name"),
+    ("registry unknown cloud", with_(REGISTRY, "spec.cloud", "AzureMars"), "spec.cloud"),
+    ("registry negative quota", with_(REGISTRY, "spec.quota", {"standardVCPU": -1}), "spec.quota.standardVCPU"),
+    ("taskrun both task and build",
+     with_(TASKRUN, "spec.build", {"sourceLocation": "https://github.com/x/y.git"}), "spec"),
+    ("taskrun neither task nor build", with_(TASKRUN, "spec.taskRef", None), "spec"),
+    ("taskrun build with two sources",
+     with_(with_(TASKRUN, "spec.taskRef", None), "spec.build",
+           {"sourceLocation": "https://github.com/x/y.git", "configMapRef": {"name": "src"}}), "spec.build"),
+    ("taskrun bad status value via spec", with_(TASKRUN, "spec.cancel", "yes"), "spec.cancel"),
+]
+
+
+@pytest.mark.parametrize("case,obj,field", INVALID_CREATES, ids=[c[0] for c in INVALID_CREATES])
+def test_invalid_manifest_refused_naming_field(kube, namespace, case, obj, field):
+    p = kube.apply(obj, namespace, check=False)
+    assert p.returncode != 0, f"{case}: accepted"
+    assert "is invalid" in p.stderr, p.stderr
+    assert re.search(r"(^|[\s*])" + re.escape(field) + ":", p.stderr), f"{case}: message does not name {field}: {p.stderr}"
+    kind = obj["kind"].lower()
+    assert kube.run("get", kind, obj["metadata"]["name"], "-n", namespace, check=False).returncode != 0
+
+
+INVALID_UPDATES = [
+    ("tier change without Recreate", POOL, "spec.tier", "S3", "spec.tier"),
+    ("subnet added without Recreate", POOL, "spec.subnetId", SUBNET, "spec.subnetId"),
+    ("subnet changed without Recreate", with_(POOL, "spec.subnetId", SUBNET), "spec.subnetId",
+     SUBNET.replace("default", "other"), "spec.subnetId"),
+    ("pool azureName change", with_(POOL, "spec.azureName", "pool-a"), "spec.azureName", "pool-b", "spec.azureName"),
+    ("pool registryRef change", POOL, "spec.registryRef", {"name": "other"}, "spec.registryRef.name"),
+    ("task azureName change", with_(TASK, "spec.azureName", "task-a"), "spec.azureName", "task-b", "spec.azureName"),
+    ("taskrun retarget", TASKRUN, "spec.taskRef", {"name": "othertask"}, "spec.taskRef"),
+    ("taskrun uncancel", with_(TASKRUN, "spec.cancel", True), "spec.cancel", False, "spec.cancel"),
+]
+
+
+@pytest.mark.parametrize("case,base,path,value,field", INVALID_UPDATES, ids=[c[0] for c in INVALID_UPDATES])
+def test_invalid_change_refused_naming_field(kube, namespace, case, base, path, value, field):
+    kube.apply(base, namespace)
+    p = kube.apply(with_(base, path, value), namespace, check=False)
+    assert p.returncode != 0, f"{case}: accepted"
+    assert re.search(r"(^|[\s*])" + re.escape(field) + ":", p.stderr), f"{case}: message does not name {field}: {p.stderr}"
+    after = kube.get(base["kind"].lower(), base["metadata"]["name"], namespace)
+    node = after
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    assert node != value, f"{case}: the refused change was stored"
+
+
+def test_tier_change_allowed_with_recreate(kube, namespace):
+    kube.apply(POOL, namespace)
+    kube.apply(with_(with_(POOL, "spec.tier", "S3"), "spec.updateStrategy", "Recreate"), namespace)
+    assert kube.get("agentpool", "pool", namespace)["spec"]["tier"] == "S3"
+
+
+def test_count_change_allowed_in_place(kube, namespace):
+    kube.apply(POOL, namespace)
+    kube.apply(with_(POOL, "spec.count", 0), namespace)
+    assert kube.get("agentpool", "pool", namespace)["spec"]["count"] == 0
+
+
+def test_taskrun_cancel_can_be_set(kube, namespace):
+    kube.apply(TASKRUN, namespace)
+    kube.apply(with_(TASKRUN, "spec.cancel", True), namespace)
+    assert kube.get("taskrun", "run1", namespace)["spec"]["cancel"] is True
