@@ -19,9 +19,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Go builds the test control plane (kube-apiserver, kubectl, etcd). Debian's
-# golang-go is far too old for Kubernetes 1.36, so a Go >= 1.26 toolchain
-# must already be on PATH or in /usr/local/go.
-if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
-	echo "deps: go is in /usr/local/go/bin; add it to PATH" >&2
-fi
+# Go (>= 1.26) builds the test control plane; scripts/go.sh finds or
+# fetches it when the control plane is first built.

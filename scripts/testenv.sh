@@ -35,8 +35,9 @@ cmd_build() {
 	if [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ] && [ -x "$out/etcd" ]; then
 		return 0
 	fi
-	command -v go >/dev/null || die "go is required to build the control plane (Go >= 1.26)"
-	export GOTOOLCHAIN=local CGO_ENABLED=0
+	local go
+	go=$("$ROOT/scripts/go.sh") || die "no Go >= 1.26 to build the control plane with"
+	export PATH="$(dirname "$go"):$PATH" GOTOOLCHAIN=local CGO_ENABLED=0
 	export GOMODCACHE=${GOMODCACHE:-$CACHE/gomod} GOCACHE=${GOCACHE:-$CACHE/gobuild}
 	export GOFLAGS=-modcacherw
 	local tmp="$out.tmp.$$" minor ldf p start
