@@ -1,0 +1,382 @@
+/*
+ * manager.c: start order, stop order and readiness. See manager.h.
+ */
+#include "manager.h"
+
+#include "buf.h"
+#include "error.h"
+#include "http.h"
+#include "log.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct named_informer {
+	char *name;
+	struct ctl_informer *inf;
+};
+
+struct ctl_manager {
+	struct ctl_kube_client *client;
+	struct ctl_manager_opts opts;
+	char *metrics_address, *health_address;
+	struct ctl_metrics *metrics;
+	struct ctl_metric *watch_restarts, *watch_relists, *watch_events;
+	struct ctl_http *metrics_http, *health_http;
+	struct named_informer *informers;
+	size_t n_informers;
+	struct ctl_controller **controllers;
+	size_t n_controllers;
+	struct ctl_leader *leader;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool stop;
+	bool leading;
+	bool lost;
+};
+
+int ctl_manager_parse_address(const char *addr, char **host, int *port)
+{
+	*host = NULL;
+	*port = 0;
+	if (!addr || !*addr)
+		return ctl_error_set(CTL_EINVALID, "BadAddress", "empty bind address");
+	const char *colon = strrchr(addr, ':');
+	if (!colon)
+		return ctl_error_set(CTL_EINVALID, "BadAddress", "bind address \"%s\" has no :port", addr);
+	char *end;
+	errno = 0;
+	long p = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || p < 0 || p > 65535)
+		return ctl_error_set(CTL_EINVALID, "BadAddress", "bad port in bind address \"%s\"", addr);
+	const char *h = addr;
+	size_t len = (size_t)(colon - addr);
+	if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
+		h++;
+		len -= 2;
+	}
+	*host = len ? xstrndup(h, len) : NULL;
+	*port = (int)p;
+	return 0;
+}
+
+static void on_started_leading(void *arg)
+{
+	struct ctl_manager *m = arg;
+	pthread_mutex_lock(&m->mu);
+	m->leading = true;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->mu);
+}
+
+static void on_stopped_leading(void *arg)
+{
+	struct ctl_manager *m = arg;
+	pthread_mutex_lock(&m->mu);
+	m->lost = m->leading && !m->stop;
+	m->leading = false;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->mu);
+}
+
+int ctl_manager_new(struct ctl_manager **out, struct ctl_kube_client *client, const struct ctl_manager_opts *opts)
+{
+	struct ctl_manager *m = xcalloc(1, sizeof(*m));
+	m->client = client;
+	m->opts = *opts;
+	m->metrics_address = xstrdup(opts->metrics_address);
+	m->health_address = xstrdup(opts->health_address);
+	if (m->opts.grace_period_ns <= 0)
+		m->opts.grace_period_ns = 30 * CTL_SEC;
+	if (m->opts.sync_timeout_ns <= 0)
+		m->opts.sync_timeout_ns = 300 * CTL_SEC;
+	pthread_mutex_init(&m->mu, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	ctl_metrics_new(&m->metrics);
+	static const char *const labels[] = {"resource", NULL};
+	ctl_metrics_counter(&m->watch_restarts, m->metrics, "acrpool_watch_restarts_total",
+			    "Watch streams reopened after the first, by resource.", labels);
+	ctl_metrics_counter(&m->watch_relists, m->metrics, "acrpool_watch_relists_total",
+			    "Full relists after the first list (410 Gone, errors), by resource.", labels);
+	ctl_metrics_counter(&m->watch_events, m->metrics, "acrpool_watch_events_total",
+			    "Watch events received, bookmarks included, by resource.", labels);
+	if (opts->leader_elect) {
+		struct ctl_leader_opts lo = opts->leader;
+		lo.on_started_leading = on_started_leading;
+		lo.on_stopped_leading = on_stopped_leading;
+		lo.arg = m;
+		int rc = ctl_leader_new(&m->leader, client, &lo);
+		if (rc != 0) {
+			ctl_manager_free(m);
+			return rc;
+		}
+	}
+	*out = m;
+	return 0;
+}
+
+void ctl_manager_free(struct ctl_manager *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->n_controllers; i++)
+		ctl_controller_free(m->controllers[i]);
+	for (size_t i = 0; i < m->n_informers; i++) {
+		ctl_informer_free(m->informers[i].inf);
+		free(m->informers[i].name);
+	}
+	ctl_http_free(m->metrics_http);
+	ctl_http_free(m->health_http);
+	ctl_leader_free(m->leader);
+	ctl_metrics_free(m->metrics);
+	free(m->controllers);
+	free(m->informers);
+	free(m->metrics_address);
+	free(m->health_address);
+	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->cond);
+	free(m);
+}
+
+struct ctl_metrics *ctl_manager_metrics(struct ctl_manager *m)
+{
+	return m->metrics;
+}
+
+void ctl_manager_add_informer(struct ctl_manager *m, const char *name, struct ctl_informer *inf)
+{
+	m->informers = xrealloc(m->informers, (m->n_informers + 1) * sizeof(*m->informers));
+	m->informers[m->n_informers].name = xstrdup(name);
+	m->informers[m->n_informers].inf = inf;
+	m->n_informers++;
+}
+
+void ctl_manager_add_controller(struct ctl_manager *m, struct ctl_controller *c)
+{
+	m->controllers = xrealloc(m->controllers, (m->n_controllers + 1) * sizeof(*m->controllers));
+	m->controllers[m->n_controllers++] = c;
+}
+
+void ctl_manager_stop(struct ctl_manager *m)
+{
+	pthread_mutex_lock(&m->mu);
+	m->stop = true;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->mu);
+}
+
+static int readyz(struct ctl_buf *reason, void *ud)
+{
+	struct ctl_manager *m = ud;
+	for (size_t i = 0; i < m->n_informers; i++) {
+		if (!ctl_informer_has_synced(m->informers[i].inf)) {
+			ctl_buf_printf(reason, "cache of %s not synced\n", m->informers[i].name);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int healthz(struct ctl_buf *reason, void *ud)
+{
+	struct ctl_manager *m = ud;
+	pthread_mutex_lock(&m->mu);
+	bool lost = m->lost;
+	pthread_mutex_unlock(&m->mu);
+	if (lost) {
+		ctl_buf_puts(reason, "leader election lost\n");
+		return 1;
+	}
+	return 0;
+}
+
+/* Counters mirror the informers' own tallies; bring them up to date. The
+ * informers count on their own threads, the metrics are read on scrape,
+ * so a short lag is fine. */
+static void sync_watch_metrics(struct ctl_manager *m)
+{
+	for (size_t i = 0; i < m->n_informers; i++) {
+		struct ctl_informer_stats st;
+		const char *labels[] = {m->informers[i].name, NULL};
+		double cur;
+		ctl_informer_stats(m->informers[i].inf, &st);
+		if (ctl_metric_get(&cur, m->watch_restarts, labels) != 0)
+			cur = 0;
+		ctl_metric_add(m->watch_restarts, labels, (double)st.watch_restarts - cur);
+		if (ctl_metric_get(&cur, m->watch_relists, labels) != 0)
+			cur = 0;
+		ctl_metric_add(m->watch_relists, labels, (double)st.relists - cur);
+		if (ctl_metric_get(&cur, m->watch_events, labels) != 0)
+			cur = 0;
+		ctl_metric_add(m->watch_events, labels, (double)st.events - cur);
+	}
+}
+
+static int start_http(struct ctl_manager *m)
+{
+	char *host = NULL;
+	int port, rc = 0;
+	bool same = m->metrics_address && m->health_address && strcmp(m->metrics_address, m->health_address) == 0;
+	if (m->metrics_address && strcmp(m->metrics_address, "0") != 0) {
+		if ((rc = ctl_manager_parse_address(m->metrics_address, &host, &port)) != 0)
+			return rc;
+		struct ctl_http_opts o = {.bind_address = host, .port = port, .metrics = m->metrics};
+		if (same) {
+			o.healthz = healthz;
+			o.healthz_ud = m;
+			o.readyz = readyz;
+			o.readyz_ud = m;
+		}
+		rc = ctl_http_new(&m->metrics_http, &o);
+		free(host);
+		host = NULL;
+		if (rc != 0)
+			return rc;
+		char port_s[16];
+		snprintf(port_s, sizeof(port_s), "%d", ctl_http_port(m->metrics_http));
+		ctl_log(CTL_LOG_INFO, "serving metrics", "address", m->metrics_address, "port", port_s, NULL);
+	}
+	if (!same && m->health_address && strcmp(m->health_address, "0") != 0) {
+		if ((rc = ctl_manager_parse_address(m->health_address, &host, &port)) != 0)
+			return rc;
+		struct ctl_http_opts o = {.bind_address = host, .port = port,
+					  .healthz = healthz, .healthz_ud = m, .readyz = readyz, .readyz_ud = m};
+		rc = ctl_http_new(&m->health_http, &o);
+		free(host);
+		if (rc != 0)
+			return rc;
+		char port_s[16];
+		snprintf(port_s, sizeof(port_s), "%d", ctl_http_port(m->health_http));
+		ctl_log(CTL_LOG_INFO, "serving health probes", "address", m->health_address, "port", port_s, NULL);
+	}
+	return 0;
+}
+
+int ctl_manager_metrics_port(struct ctl_manager *m)
+{
+	return m->metrics_http ? ctl_http_port(m->metrics_http) : 0;
+}
+
+int ctl_manager_health_port(struct ctl_manager *m)
+{
+	if (m->health_http)
+		return ctl_http_port(m->health_http);
+	return ctl_manager_metrics_port(m);
+}
+
+/* Wait on the manager's condition until pred holds, stop is asked, or the
+ * deadline (monotonic ns, < 0: none) passes. Returns pred's value. */
+static bool wait_for(struct ctl_manager *m, bool (*pred)(struct ctl_manager *), int64_t deadline)
+{
+	pthread_mutex_lock(&m->mu);
+	for (;;) {
+		pthread_mutex_unlock(&m->mu);
+		bool ok = pred(m);
+		pthread_mutex_lock(&m->mu);
+		if (ok || m->stop || m->lost || (deadline >= 0 && ctl_clock_now(NULL) >= deadline)) {
+			pthread_mutex_unlock(&m->mu);
+			return ok;
+		}
+		/* Informers have no way to signal us; look again every 100 ms. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&m->cond, &m->mu, &ts);
+		sync_watch_metrics(m);
+	}
+}
+
+static bool all_synced(struct ctl_manager *m)
+{
+	for (size_t i = 0; i < m->n_informers; i++)
+		if (!ctl_informer_has_synced(m->informers[i].inf))
+			return false;
+	return true;
+}
+
+static bool is_leading(struct ctl_manager *m)
+{
+	pthread_mutex_lock(&m->mu);
+	bool l = m->leading;
+	pthread_mutex_unlock(&m->mu);
+	return l;
+}
+
+static bool never(struct ctl_manager *m)
+{
+	(void)m;
+	return false;
+}
+
+int ctl_manager_run(struct ctl_manager *m)
+{
+	int rc = 0;
+	size_t started_informers = 0, started_controllers = 0;
+	bool leader_started = false;
+
+	if ((rc = start_http(m)) != 0)
+		goto stop;
+	for (; started_informers < m->n_informers; started_informers++) {
+		if ((rc = ctl_informer_start(m->informers[started_informers].inf)) != 0)
+			goto stop;
+	}
+	ctl_log(CTL_LOG_INFO, "waiting for caches to sync", NULL);
+	if (!wait_for(m, all_synced, ctl_clock_now(NULL) + m->opts.sync_timeout_ns)) {
+		if (!m->stop) {
+			rc = ctl_error_set(CTL_EUNAVAIL, "CacheSyncTimeout", "caches did not sync in time");
+			ctl_log(CTL_LOG_ERROR, "caches did not sync in time", NULL);
+		}
+		goto stop;
+	}
+	ctl_log(CTL_LOG_INFO, "caches synced", NULL);
+	if (m->leader) {
+		if ((rc = ctl_leader_start(m->leader)) != 0)
+			goto stop;
+		leader_started = true;
+		ctl_log(CTL_LOG_INFO, "waiting for leadership", "lease", m->opts.leader.name,
+			"identity", m->opts.leader.identity, NULL);
+		if (!wait_for(m, is_leading, -1))
+			goto stop;
+		ctl_log(CTL_LOG_INFO, "became leader", "identity", m->opts.leader.identity, NULL);
+	}
+	for (; started_controllers < m->n_controllers; started_controllers++) {
+		if ((rc = ctl_controller_start(m->controllers[started_controllers])) != 0)
+			goto stop;
+	}
+	ctl_log(CTL_LOG_INFO, "controllers started", NULL);
+	wait_for(m, never, -1);
+
+stop:
+	pthread_mutex_lock(&m->mu);
+	bool lost = m->lost;
+	pthread_mutex_unlock(&m->mu);
+	if (lost) {
+		/* Another replica may be acting already: do not wait for
+		 * in-flight work or touch anything; the caller exits now. */
+		ctl_log(CTL_LOG_ERROR, "leader election lost; exiting", NULL);
+		return CTL_ECONFLICT;
+	}
+	ctl_log(CTL_LOG_INFO, "stopping", NULL);
+	for (size_t i = 0; i < started_controllers; i++) {
+		if (ctl_controller_stop(m->controllers[i]) != 0)
+			ctl_log(CTL_LOG_WARN, "reconciles still running after the grace period", NULL);
+	}
+	if (leader_started)
+		ctl_leader_stop(m->leader, true);
+	for (size_t i = 0; i < started_informers; i++)
+		ctl_informer_stop(m->informers[i].inf);
+	if (m->metrics_http)
+		ctl_http_stop(m->metrics_http);
+	if (m->health_http)
+		ctl_http_stop(m->health_http);
+	return rc;
+}

@@ -1,0 +1,228 @@
+/*
+ * recorder.c: Events with series aggregation. See recorder.h.
+ *
+ * The cache of recent events is a small array searched linearly: it holds
+ * at most MAX_RECENT entries, and events are rare (state changes only), so
+ * a hash table would buy nothing. When full, the oldest entry is dropped;
+ * the worst that does is start a new Event instead of extending a series.
+ */
+#include "recorder.h"
+
+#include "error.h"
+#include "objects.h"
+#include "xalloc.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_RECENT 1024
+#define NOTE_MAX 1024
+
+struct recent {
+	char *key;        /* uid \n type \n reason \n note */
+	char *ns;
+	char *name;       /* the Event's name */
+	long long first_ms;
+	long long last_ms;
+	int count;
+};
+
+struct ctl_recorder {
+	struct ctl_kube_client *client;
+	char *controller;
+	char *instance;
+	long window_ms;
+	long long (*now_ms)(void);
+	pthread_mutex_t mu;
+	struct recent recent[MAX_RECENT];
+	size_t n;
+	unsigned long long seq;
+};
+
+static const struct ctl_gvr events_gvr = {"events.k8s.io", "v1", "events"};
+
+static long long system_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* MicroTime: RFC 3339 with exactly six fractional digits. */
+static void micro_time(long long ms, char buf[40])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	size_t n = strftime(buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, 40 - n, ".%06lldZ", (ms % 1000) * 1000);
+}
+
+int ctl_recorder_new(struct ctl_recorder **out, struct ctl_kube_client *client,
+		     const struct ctl_recorder_opts *opts)
+{
+	struct ctl_recorder *r = xcalloc(1, sizeof(*r));
+	r->client = client;
+	r->controller = xstrdup(opts->controller ? opts->controller : "acrpool.dev/acrpool-controller");
+	r->instance = xstrdup(opts->instance ? opts->instance : "acrpool-controller");
+	r->window_ms = opts->window_ms > 0 ? opts->window_ms : 10 * 60 * 1000;
+	r->now_ms = opts->now_ms ? opts->now_ms : system_now_ms;
+	pthread_mutex_init(&r->mu, NULL);
+	*out = r;
+	return 0;
+}
+
+static void recent_dispose(struct recent *e)
+{
+	free(e->key);
+	free(e->ns);
+	free(e->name);
+	memset(e, 0, sizeof(*e));
+}
+
+void ctl_recorder_free(struct ctl_recorder *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		recent_dispose(&r->recent[i]);
+	pthread_mutex_destroy(&r->mu);
+	free(r->controller);
+	free(r->instance);
+	free(r);
+}
+
+static const char *str_or(const char *s, const char *def)
+{
+	return s && *s ? s : def;
+}
+
+static cJSON *new_event(struct ctl_recorder *r, const struct ctl_obj *obj, const char *name, const char *type,
+			const char *reason, const char *action, const char *note, long long now)
+{
+	char when[40];
+	micro_time(now, when);
+	cJSON *ev = cJSON_CreateObject();
+	cJSON_AddStringToObject(ev, "apiVersion", "events.k8s.io/v1");
+	cJSON_AddStringToObject(ev, "kind", "Event");
+	cJSON *meta = cJSON_AddObjectToObject(ev, "metadata");
+	cJSON_AddStringToObject(meta, "name", name);
+	cJSON_AddStringToObject(meta, "namespace", str_or(obj->namespace, "default"));
+	cJSON_AddStringToObject(ev, "eventTime", when);
+	cJSON_AddStringToObject(ev, "reportingController", r->controller);
+	cJSON_AddStringToObject(ev, "reportingInstance", r->instance);
+	cJSON_AddStringToObject(ev, "action", action);
+	cJSON_AddStringToObject(ev, "reason", reason);
+	cJSON_AddStringToObject(ev, "type", type);
+	cJSON_AddStringToObject(ev, "note", note);
+	cJSON *reg = cJSON_AddObjectToObject(ev, "regarding");
+	cJSON_AddStringToObject(reg, "apiVersion", str_or(ctl_obj_string(obj, "apiVersion"), ""));
+	cJSON_AddStringToObject(reg, "kind", str_or(ctl_obj_string(obj, "kind"), ""));
+	cJSON_AddStringToObject(reg, "name", obj->name);
+	if (obj->namespace[0])
+		cJSON_AddStringToObject(reg, "namespace", obj->namespace);
+	if (obj->uid[0])
+		cJSON_AddStringToObject(reg, "uid", obj->uid);
+	if (obj->resource_version[0])
+		cJSON_AddStringToObject(reg, "resourceVersion", obj->resource_version);
+	return ev;
+}
+
+static struct recent *find_recent(struct ctl_recorder *r, const char *key)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->recent[i].key, key) == 0)
+			return &r->recent[i];
+	return NULL;
+}
+
+static struct recent *add_recent(struct ctl_recorder *r)
+{
+	if (r->n == MAX_RECENT) {
+		size_t oldest = 0;
+		for (size_t i = 1; i < r->n; i++)
+			if (r->recent[i].last_ms < r->recent[oldest].last_ms)
+				oldest = i;
+		recent_dispose(&r->recent[oldest]);
+		r->recent[oldest] = r->recent[--r->n];
+	}
+	return &r->recent[r->n++];
+}
+
+int ctl_recorder_event(struct ctl_recorder *r, const struct ctl_obj *obj, const char *type,
+		       const char *reason, const char *action, const char *fmt, ...)
+{
+	char note[NOTE_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	int len = vsnprintf(note, sizeof(note), fmt, ap);
+	va_end(ap);
+	if (len >= (int)sizeof(note))
+		memcpy(note + sizeof(note) - 4, "...", 4);
+
+	long long now = r->now_ms();
+	char *key = xasprintf("%s\n%s\n%s\n%s", obj->uid, type, reason, note);
+	char *ev_ns = NULL, *ev_name = NULL;
+	int count = 0, rc;
+
+	/* Decide under the lock, talk to the API server outside it. */
+	pthread_mutex_lock(&r->mu);
+	struct recent *e = find_recent(r, key);
+	if (e && now - e->last_ms <= r->window_ms) {
+		e->count++;
+		e->last_ms = now;
+		count = e->count;
+		ev_ns = xstrdup(e->ns);
+		ev_name = xstrdup(e->name);
+	} else {
+		if (e)
+			recent_dispose(e);
+		else
+			e = add_recent(r);
+		e->key = key;
+		key = NULL;
+		e->ns = xstrdup(str_or(obj->namespace, "default"));
+		e->name = xasprintf("%.200s.%llx%04llx", obj->name, (unsigned long long)now,
+				    ++r->seq & 0xffff);
+		e->first_ms = e->last_ms = now;
+		e->count = 1;
+		ev_ns = xstrdup(e->ns);
+		ev_name = xstrdup(e->name);
+	}
+	pthread_mutex_unlock(&r->mu);
+
+	cJSON *res = NULL;
+	if (count == 0) {
+		cJSON *ev = new_event(r, obj, ev_name, type, reason, action, note, now);
+		rc = ctl_kube_create(&res, r->client, &events_gvr, ev_ns, ev);
+		cJSON_Delete(ev);
+	} else {
+		char when[40];
+		micro_time(now, when);
+		cJSON *patch = cJSON_CreateObject();
+		cJSON *series = cJSON_AddObjectToObject(patch, "series");
+		cJSON_AddNumberToObject(series, "count", count);
+		cJSON_AddStringToObject(series, "lastObservedTime", when);
+		rc = ctl_kube_patch(&res, r->client, &events_gvr, ev_ns, ev_name, NULL, CTL_PATCH_MERGE, patch,
+				    NULL);
+		cJSON_Delete(patch);
+		if (rc == CTL_ENOTFOUND) {
+			/* The Event expired (the API server keeps them an hour by
+			 * default): start a new one. */
+			cJSON *ev = new_event(r, obj, ev_name, type, reason, action, note, now);
+			cJSON_Delete(res);
+			res = NULL;
+			rc = ctl_kube_create(&res, r->client, &events_gvr, ev_ns, ev);
+			cJSON_Delete(ev);
+		}
+	}
+	cJSON_Delete(res);
+	free(key);
+	free(ev_ns);
+	free(ev_name);
+	return rc;
+}

@@ -1,0 +1,91 @@
+/*
+ * store.h: the informer's cache of one resource type.
+ *
+ * Objects are immutable and refcounted (kube-rs keeps Arc<K>): the store
+ * holds one reference, ctl_store_get() hands out another, and a reconcile
+ * works on its reference without holding any lock while the watch thread
+ * replaces the entry. Keys are "namespace/name", or "name" for
+ * cluster-scoped objects (client-go's MetaNamespaceKeyFunc), so the same
+ * string goes into the work queue.
+ *
+ * A relist replaces every object of one namespace (or all of them) in one
+ * swap under the write lock, and reports what changed against the old
+ * contents, including the objects deleted while no watch was running.
+ */
+#ifndef CTL_STORE_H
+#define CTL_STORE_H
+
+#include <cjson/cJSON.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+/* One cached object. Every field is read-only once created; the strings
+ * point into json and live as long as the object. */
+struct ctl_obj {
+	atomic_int refs;
+	cJSON *json;
+	char *key;                    /* "ns/name" or "name" */
+	const char *namespace;        /* "" when cluster-scoped */
+	const char *name;
+	const char *uid;              /* "" when absent */
+	const char *resource_version; /* "" when absent */
+	long long generation;         /* metadata.generation, 0 when absent */
+	int deleting;                 /* metadata.deletionTimestamp is set */
+};
+
+/* Wrap json (taken over, also on failure) with one reference. Returns 0,
+ * or CTL_EINVALID when it is not an object with metadata.name. */
+int ctl_obj_new(struct ctl_obj **out, cJSON *json);
+
+/* Take another reference; returns o. */
+struct ctl_obj *ctl_obj_ref(struct ctl_obj *o);
+
+/* Drop a reference; the last one frees the object. NULL is fine. */
+void ctl_obj_unref(struct ctl_obj *o);
+
+/* The key of a namespace and name: "ns/name", or "name" when ns is NULL or
+ * empty. The caller frees it. */
+char *ctl_obj_key(const char *ns, const char *name);
+
+struct ctl_store;
+
+/* One change found by a relist: added (old NULL), changed (both set, the
+ * resourceVersion differs) or deleted (obj NULL). Holds references. */
+struct ctl_store_delta {
+	struct ctl_obj *old;
+	struct ctl_obj *obj;
+};
+
+int ctl_store_new(struct ctl_store **out);
+void ctl_store_free(struct ctl_store *s); /* drops the store's references */
+
+/* A new reference to the object under key, or CTL_ENOTFOUND. */
+int ctl_store_get(struct ctl_obj **out, struct ctl_store *s, const char *key);
+
+/* Insert or replace obj, taking the caller's reference. out (may be NULL)
+ * receives the reference to the object it replaced, or NULL. */
+void ctl_store_apply(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *obj);
+
+/* Remove key. out (may be NULL) receives the removed object's reference.
+ * Returns 0 or CTL_ENOTFOUND. */
+int ctl_store_delete(struct ctl_obj **out, struct ctl_store *s, const char *key);
+
+/* Replace every object in namespace ns (NULL: all objects) with objs[0..n),
+ * taking those references, in one swap. *out gets the changes (the caller
+ * frees them with ctl_store_deltas_free), *n_out their count. Marks the
+ * store synced. */
+void ctl_store_replace(struct ctl_store_delta **out, size_t *n_out, struct ctl_store *s, const char *ns,
+		       struct ctl_obj **objs, size_t n);
+void ctl_store_deltas_free(struct ctl_store_delta *d, size_t n);
+
+/* A snapshot: new references to every object. Free with
+ * ctl_store_list_free. */
+void ctl_store_list(struct ctl_obj ***out, size_t *n_out, struct ctl_store *s);
+void ctl_store_list_free(struct ctl_obj **objs, size_t n);
+
+size_t ctl_store_len(struct ctl_store *s);
+
+/* Has a relist been swapped in at least once? */
+int ctl_store_has_synced(struct ctl_store *s);
+
+#endif

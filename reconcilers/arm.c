@@ -1,0 +1,1871 @@
+/*
+ * arm.c: the ARM client on libcurl. See arm.h.
+ *
+ * Owns the client's configuration copies and a CURLSH that shares the
+ * connection, DNS and TLS session caches between the easy handles the
+ * workers create per call (one handle per call keeps calls independent
+ * across threads; the share keeps TLS handshakes rare). Everything a call
+ * learns goes into the caller's struct arm_response; nothing per-call is
+ * stored on the client.
+ *
+ * The retry rules follow azure-identity-and-arm.md 2.5 and 3.3: 408, 429,
+ * 500, 502, 503, 504 and connection errors are retried; the server's
+ * Retry-After wins over the computed backoff; a wait longer than
+ * max_retry_delay_ms, more attempts than max_attempts or more total
+ * waiting than budget_ms ends the call with CTL_EUNAVAIL and the wait in
+ * retry_after_ms, so the reconcile loop requeues instead of a worker
+ * sleeping through a throttling storm.
+ */
+#define _GNU_SOURCE
+#include "arm.h"
+
+#include "error.h"
+#include "log.h"
+#include "xalloc.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define USER_AGENT "acrpool/" ACRPOOL_VERSION
+#define BLOB_VERSION "2020-10-02"
+#define MAX_PAGES 1000
+#define UPLOAD_FILE_MAX (256u * 1024 * 1024)
+#define HEADER_VALUE_MAX 8192
+
+struct arm_client {
+	struct identity *id;
+	char *endpoint;            /* no trailing slash */
+	char *scheme, *host;       /* lowercase, for the same-host check */
+	long port;
+	char *api_version;
+	char *registries_api_version;
+	int max_attempts;
+	long retry_delay_ms, max_retry_delay_ms, budget_ms, timeout_ms, connect_timeout_ms;
+	size_t max_body;
+	char *ca_file;
+	arm_metrics_fn metrics;
+	void *metrics_arg;
+	arm_sleep_fn sleep;
+	arm_clock_fn clock;
+	void *clock_arg;
+	CURLSH *share;
+	pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+};
+
+/* ---- small helpers ---- */
+
+static void default_sleep(long ms, void *arg)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static int64_t default_clock(void *arg)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double monotonic_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void random_bytes(void *p, size_t n)
+{
+	unsigned char *b = p;
+	while (n > 0) {
+		ssize_t got = getrandom(b, n, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			abort(); /* the kernel always has entropy for getrandom(0) after boot */
+		b += got;
+		n -= (size_t)got;
+	}
+}
+
+void arm_uuid(char out[37])
+{
+	unsigned char b[16];
+	random_bytes(b, sizeof(b));
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+		 b[14], b[15]);
+}
+
+static double jitter(void)
+{
+	uint32_t v;
+	random_bytes(&v, sizeof(v));
+	return (double)v / 4294967296.0;
+}
+
+static char *escape(const char *s)
+{
+	char *e = curl_easy_escape(NULL, s ? s : "", 0);
+	if (!e)
+		abort();
+	char *r = xstrdup(e);
+	curl_free(e);
+	return r;
+}
+
+static const cJSON *jget(const cJSON *o, const char *name)
+{
+	return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
+}
+
+static char *jstr(const cJSON *o, const char *name)
+{
+	const cJSON *v = jget(o, name);
+	return cJSON_IsString(v) ? xstrdup(v->valuestring) : NULL;
+}
+
+static void lower(char *s)
+{
+	for (; s && *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+/* Scheme, host and port of url (lowercased); 0 or CTL_EINVALID. */
+static int url_origin(const char *url, char **scheme, char **host, long *port)
+{
+	int rc = CTL_EINVALID;
+	char *s = NULL, *h = NULL, *p = NULL;
+	CURLU *u = curl_url();
+	if (!u)
+		abort();
+	*scheme = *host = NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &s, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) != CURLUE_OK)
+		goto done;
+	*scheme = xstrdup(s);
+	*host = xstrdup(h);
+	lower(*scheme);
+	lower(*host);
+	*port = strtol(p, NULL, 10);
+	rc = 0;
+done:
+	curl_free(s);
+	curl_free(h);
+	curl_free(p);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *arg)
+{
+	struct arm_client *c = arg;
+	pthread_mutex_lock(&c->locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *arg)
+{
+	struct arm_client *c = arg;
+	pthread_mutex_unlock(&c->locks[data]);
+}
+
+/* ---- the client ---- */
+
+int arm_client_new(struct arm_client **out, struct identity *id, const struct arm_options *opts)
+{
+	int rc = CTL_EINVALID;
+	struct arm_client *c = xcalloc(1, sizeof(*c));
+	const char *ep = opts->endpoint && *opts->endpoint ? opts->endpoint
+							    : identity_cloud_of(id)->arm_endpoint;
+	size_t n = strlen(ep);
+
+	*out = NULL;
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&c->locks[i], NULL);
+	while (n > 0 && ep[n - 1] == '/')
+		n--;
+	c->id = id;
+	c->endpoint = xstrndup(ep, n);
+	if (url_origin(c->endpoint, &c->scheme, &c->host, &c->port) ||
+	    (strcmp(c->scheme, "https") != 0 && strcmp(c->scheme, "http") != 0)) {
+		ctl_error_set(CTL_EINVALID, "InvalidEndpoint", "ARM endpoint \"%.200s\" is not an http(s) URL",
+			      c->endpoint);
+		goto done;
+	}
+	c->api_version = xstrdup(opts->api_version && *opts->api_version ? opts->api_version : ARM_API_VERSION);
+	c->registries_api_version = xstrdup(opts->registries_api_version && *opts->registries_api_version
+						    ? opts->registries_api_version
+						    : ARM_API_VERSION_REGISTRIES);
+	c->max_attempts = opts->max_attempts > 0 ? opts->max_attempts : 4;
+	c->retry_delay_ms = opts->retry_delay_ms > 0 ? opts->retry_delay_ms : 800;
+	c->max_retry_delay_ms = opts->max_retry_delay_ms > 0 ? opts->max_retry_delay_ms : 60000;
+	c->budget_ms = opts->budget_ms > 0 ? opts->budget_ms : 60000;
+	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 100000;
+	c->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
+	c->max_body = opts->max_body > 0 ? opts->max_body : 16u * 1024 * 1024;
+	c->ca_file = xstrdup(opts->ca_file);
+	c->metrics = opts->metrics;
+	c->metrics_arg = opts->metrics_arg;
+	c->sleep = opts->sleep ? opts->sleep : default_sleep;
+	c->clock = opts->clock ? opts->clock : default_clock;
+	c->clock_arg = opts->clock_arg;
+	c->share = curl_share_init();
+	if (!c->share)
+		abort();
+	curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	rc = 0;
+done:
+	if (rc)
+		arm_client_free(c);
+	else
+		*out = c;
+	return rc;
+}
+
+void arm_client_free(struct arm_client *c)
+{
+	if (!c)
+		return;
+	if (c->share)
+		curl_share_cleanup(c->share);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&c->locks[i]);
+	free(c->endpoint);
+	free(c->scheme);
+	free(c->host);
+	free(c->api_version);
+	free(c->registries_api_version);
+	free(c->ca_file);
+	free(c);
+}
+
+const char *arm_client_endpoint(const struct arm_client *c)
+{
+	return c->endpoint;
+}
+
+const char *arm_client_api_version(const struct arm_client *c)
+{
+	return c->api_version;
+}
+
+void arm_response_init(struct arm_response *r)
+{
+	memset(r, 0, sizeof(*r));
+	ctl_buf_init(&r->body, 0);
+	r->retry_after_ms = -1;
+}
+
+void arm_response_dispose(struct arm_response *r)
+{
+	ctl_buf_dispose(&r->body);
+	free(r->azure_async_operation);
+	free(r->location);
+	r->azure_async_operation = r->location = NULL;
+}
+
+/* ---- pure helpers ---- */
+
+int arm_status_retryable(long status)
+{
+	return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
+	       status == 504;
+}
+
+long arm_backoff_ms(int n, long base_ms, long cap_ms, double j)
+{
+	if (n < 1)
+		n = 1;
+	if (n > 20)
+		n = 20;
+	double d = (double)((1L << n) - 1) * (double)base_ms * (0.8 + 0.5 * j);
+	if (cap_ms > 0 && d > (double)cap_ms)
+		d = (double)cap_ms;
+	return (long)d;
+}
+
+long arm_retry_after_parse(const char *value, int64_t now_ms)
+{
+	if (!value)
+		return -1;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	size_t n = strlen(value);
+	while (n > 0 && strchr(" \t\r\n", value[n - 1]))
+		n--;
+	if (n == 0 || n > 64)
+		return -1;
+	char v[65];
+	memcpy(v, value, n);
+	v[n] = '\0';
+	if (strspn(v, "0123456789") == n) {
+		if (n > 6)
+			return -1;
+		long s = strtol(v, NULL, 10);
+		return s > 86400 ? -1 : s * 1000;
+	}
+	/* RFC 7231 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT". */
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (!end || *end)
+		return -1;
+	int64_t when = (int64_t)timegm(&tm) * 1000;
+	int64_t d = when - now_ms;
+	if (d < 0)
+		return 0;
+	return d > 86400000 ? -1 : (long)d;
+}
+
+/* Copy s into a fixed buffer, replacing control characters (a message
+ * goes into JSON logs and Kubernetes conditions). */
+static void copy_clean(char *dst, size_t n, const char *s, size_t max)
+{
+	size_t i = 0;
+	for (; s && s[i] && i < max && i + 1 < n; i++)
+		dst[i] = (unsigned char)s[i] < 0x20 ? ' ' : s[i];
+	dst[i] = '\0';
+}
+
+int arm_error_set(long status, const char *body, const char *request_id, long retry_after_ms)
+{
+	int code = ctl_error_from_http(status);
+	cJSON *o = cJSON_Parse(body ? body : "");
+	const cJSON *e = NULL;
+	char reason[128], message[1024];
+
+	if (status >= 200 && status < 300)
+		code = CTL_ERR;
+	snprintf(reason, sizeof(reason), "HttpStatus%ld", status);
+	if (cJSON_IsObject(o)) {
+		e = jget(o, "error");
+		if (!cJSON_IsObject(e))
+			e = jget(o, "odata.error");
+		if (!cJSON_IsObject(e))
+			e = o;
+	}
+	const cJSON *ec = jget(e, "code"), *em = jget(e, "message");
+	if (cJSON_IsString(ec) && ec->valuestring[0])
+		copy_clean(reason, sizeof(reason), ec->valuestring, 100);
+	if (cJSON_IsObject(em)) /* odata: {"message":{"lang":..,"value":..}} */
+		em = jget(em, "value");
+	if (cJSON_IsString(em) && em->valuestring[0])
+		copy_clean(message, sizeof(message), em->valuestring, 900);
+	else if (status == 0)
+		snprintf(message, sizeof(message), "no response");
+	else
+		snprintf(message, sizeof(message), "ARM answered HTTP %ld%s", status,
+			 cJSON_IsObject(o) ? "" : " without an ARM error body");
+	ctl_error_set(code, reason, "%s", message);
+	ctl_error_set_http(status, request_id, retry_after_ms);
+	cJSON_Delete(o);
+	return code;
+}
+
+/* An Azure Storage error is XML: <Error><Code>AuthenticationFailed</Code>.
+ * Its <Message> can quote the signature, so only the code is kept. */
+static int blob_error_set(long status, const char *body, const char *request_id, long retry_after_ms)
+{
+	int code = ctl_error_from_http(status);
+	char reason[128];
+	const char *p = body ? strstr(body, "<Code>") : NULL;
+	const char *q = p ? strstr(p, "</Code>") : NULL;
+	if (p && q && q - p - 6 < 100 && q - p - 6 > 0)
+		copy_clean(reason, sizeof(reason), p + 6, (size_t)(q - p - 6));
+	else
+		snprintf(reason, sizeof(reason), "HttpStatus%ld", status);
+	ctl_error_set(code, reason, "build source upload failed: storage answered HTTP %ld (%s)", status,
+		      reason);
+	ctl_error_set_http(status, request_id, retry_after_ms);
+	return code;
+}
+
+/* ---- the wire ---- */
+
+struct wire_req {
+	const char *method;
+	const char *url;
+	const char *operation;
+	const void *body;          /* NULL: none */
+	size_t len;
+	const char *content_type;
+	const char *const *extra;  /* NULL-terminated extra headers */
+	int auth;                  /* send the bearer token (ARM) */
+	int blob;                  /* storage: url is a secret, errors are XML */
+};
+
+struct wire_state {
+	struct arm_response *r;
+	char retry_after[72];
+	long retry_after_ms_hdr;   /* retry-after-ms */
+	long x_retry_after_ms_hdr; /* x-ms-retry-after-ms */
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct arm_response *r = arg;
+	return ctl_buf_append(&r->body, p, size * n) == 0 ? size * n : 0;
+}
+
+static long parse_ms(const char *v)
+{
+	char *end = NULL;
+	errno = 0;
+	long ms = strtol(v, &end, 10);
+	return errno || end == v || *end || ms < 0 || ms > 86400000L ? -1 : ms;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct wire_state *w = arg;
+	struct arm_response *r = w->r;
+	size_t len = size * n;
+
+	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+		/* A new response (after a 100 Continue, say): forget the last. */
+		free(r->location);
+		free(r->azure_async_operation);
+		r->location = r->azure_async_operation = NULL;
+		r->request_id[0] = r->correlation_id[0] = '\0';
+		w->retry_after[0] = '\0';
+		w->retry_after_ms_hdr = w->x_retry_after_ms_hdr = -1;
+		return len;
+	}
+	const char *colon = memchr(p, ':', len);
+	if (!colon || len > HEADER_VALUE_MAX)
+		return len;
+	size_t nlen = (size_t)(colon - p);
+	const char *v = colon + 1;
+	size_t vlen = len - nlen - 1;
+	while (vlen > 0 && (*v == ' ' || *v == '\t'))
+		v++, vlen--;
+	while (vlen > 0 && strchr(" \t\r\n", v[vlen - 1]))
+		vlen--;
+	char *value = xstrndup(v, vlen);
+#define IS(name) (nlen == sizeof(name) - 1 && strncasecmp(p, name, nlen) == 0)
+	if (IS("x-ms-request-id"))
+		snprintf(r->request_id, sizeof(r->request_id), "%s", value);
+	else if (IS("x-ms-correlation-request-id"))
+		snprintf(r->correlation_id, sizeof(r->correlation_id), "%s", value);
+	else if (IS("Retry-After"))
+		snprintf(w->retry_after, sizeof(w->retry_after), "%s", value);
+	else if (IS("retry-after-ms"))
+		w->retry_after_ms_hdr = parse_ms(value);
+	else if (IS("x-ms-retry-after-ms"))
+		w->x_retry_after_ms_hdr = parse_ms(value);
+	else if (IS("Location")) {
+		free(r->location);
+		r->location = value;
+		value = NULL;
+	} else if (IS("Azure-AsyncOperation")) {
+		free(r->azure_async_operation);
+		r->azure_async_operation = value;
+		value = NULL;
+	}
+#undef IS
+	free(value);
+	return len;
+}
+
+static int transport_retryable(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void slist_free_zeroed(struct curl_slist *h)
+{
+	for (struct curl_slist *s = h; s; s = s->next)
+		explicit_bzero(s->data, strlen(s->data));
+	curl_slist_free_all(h);
+}
+
+/*
+ * One HTTP exchange. Returns 0 when a response arrived (any status, in r),
+ * else CTL_EUNAVAIL (retryable transport error), CTL_ETOOBIG (body over the
+ * cap) or CTL_ERR, with ctl_error set. Never quotes a blob URL.
+ */
+static int perform(struct arm_client *c, struct arm_response *r, const struct wire_req *q,
+		   const char *token, CURLcode *ccout)
+{
+	int rc = CTL_ERR;
+	struct wire_state w = {r, "", -1, -1};
+	struct curl_slist *h = NULL;
+	char line[128], errbuf[CURL_ERROR_SIZE] = "";
+	char *auth = NULL;
+	CURL *e = curl_easy_init();
+	if (!e)
+		abort();
+
+	ctl_buf_reset(&r->body);
+	r->status = 0;
+	r->retry_after_ms = -1;
+	free(r->location);
+	free(r->azure_async_operation);
+	r->location = r->azure_async_operation = NULL;
+	r->request_id[0] = r->correlation_id[0] = '\0';
+	arm_uuid(r->client_request_id);
+
+	curl_easy_setopt(e, CURLOPT_URL, q->url);
+	curl_easy_setopt(e, CURLOPT_SHARE, c->share);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, USER_AGENT);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, &w);
+	if (c->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+	/* Location is an LRO monitor, never a redirect to follow. */
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+
+	if (q->auth) {
+		auth = xasprintf("Authorization: Bearer %s", token);
+		h = curl_slist_append(h, auth);
+		explicit_bzero(auth, strlen(auth));
+	}
+	snprintf(line, sizeof(line), "x-ms-client-request-id: %s", r->client_request_id);
+	h = curl_slist_append(h, line);
+	h = curl_slist_append(h, q->blob ? "Accept: */*" : "Accept: application/json");
+	h = curl_slist_append(h, "Expect:");
+	for (size_t i = 0; q->extra && q->extra[i]; i++)
+		h = curl_slist_append(h, q->extra[i]);
+	if (strcmp(q->method, "GET") != 0)
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
+	if (q->body || strcmp(q->method, "POST") == 0 || strcmp(q->method, "PUT") == 0 ||
+	    strcmp(q->method, "PATCH") == 0) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body ? q->body : "");
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(q->body ? q->len : 0));
+		if (q->body && q->content_type) {
+			snprintf(line, sizeof(line), "Content-Type: %s", q->content_type);
+			h = curl_slist_append(h, line);
+		} else {
+			/* libcurl would claim a form; an empty POST has no type. */
+			h = curl_slist_append(h, "Content-Type:");
+		}
+	}
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+
+	double t0 = monotonic_seconds();
+	CURLcode cc = curl_easy_perform(e);
+	double secs = monotonic_seconds() - t0;
+	*ccout = cc;
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+	if (c->metrics)
+		c->metrics(q->method, q->operation, cc == CURLE_OK ? r->status : 0, secs, c->metrics_arg);
+
+	if (cc == CURLE_WRITE_ERROR) {
+		rc = ctl_error_set(CTL_ETOOBIG, "ResponseTooLarge", "%s: response body exceeds %zu bytes",
+				   q->operation, c->max_body);
+		goto done;
+	}
+	if (cc != CURLE_OK) {
+		rc = transport_retryable(cc) ? CTL_EUNAVAIL : CTL_ERR;
+		/* The error buffer can name the URL; a blob URL is a secret. */
+		ctl_error_set(rc, "ConnectionFailed", "%s: %s", q->operation,
+			      q->blob || !errbuf[0] ? curl_easy_strerror(cc) : errbuf);
+		goto done;
+	}
+	if (w.retry_after_ms_hdr >= 0)
+		r->retry_after_ms = w.retry_after_ms_hdr;
+	else if (w.x_retry_after_ms_hdr >= 0)
+		r->retry_after_ms = w.x_retry_after_ms_hdr;
+	else if (w.retry_after[0])
+		r->retry_after_ms = arm_retry_after_parse(w.retry_after, c->clock(c->clock_arg));
+	rc = 0;
+done:
+	slist_free_zeroed(h);
+	free(auth);
+	curl_easy_cleanup(e);
+	return rc;
+}
+
+/*
+ * The retry loop around perform(): see the file comment. A 401 invalidates
+ * the token it was sent with and repeats once with a fresh token, outside
+ * the attempt count.
+ */
+static int send_with_retries(struct arm_response *r, struct arm_client *c, const struct wire_req *q)
+{
+	int rc = CTL_ERR, refreshed = 0;
+	char *token = NULL;
+
+	r->body.max = c->max_body;
+	ctl_buf_reset(&r->body);
+	r->attempts = 0;
+	r->slept_ms = 0;
+	for (int n = 1;;) {
+		CURLcode cc = CURLE_OK;
+		if (q->auth) {
+			identity_token_free(token);
+			token = NULL;
+			rc = identity_token_get(&token, c->id);
+			if (rc)
+				goto done;
+		}
+		rc = perform(c, r, q, token, &cc);
+		r->attempts++;
+		if (rc == 0 && r->status >= 200 && r->status < 300)
+			goto done;
+		if (rc == 0 && r->status == 401 && q->auth && !refreshed) {
+			identity_token_invalidate(c->id, token);
+			refreshed = 1;
+			continue;
+		}
+		int retryable = rc == CTL_EUNAVAIL || (rc == 0 && arm_status_retryable(r->status));
+		if (!retryable) {
+			if (rc == 0)
+				rc = q->blob ? blob_error_set(r->status, ctl_buf_str(&r->body), r->request_id, -1)
+					     : arm_error_set(r->status, ctl_buf_str(&r->body), r->request_id, -1);
+			goto done;
+		}
+		long wait = rc == 0 && r->retry_after_ms >= 0
+				    ? r->retry_after_ms
+				    : arm_backoff_ms(n, c->retry_delay_ms, c->max_retry_delay_ms, jitter());
+		if (n >= c->max_attempts || wait > c->max_retry_delay_ms || r->slept_ms + wait > c->budget_ms) {
+			if (rc == 0) {
+				rc = q->blob ? blob_error_set(r->status, ctl_buf_str(&r->body), r->request_id, wait)
+					     : arm_error_set(r->status, ctl_buf_str(&r->body), r->request_id, wait);
+				/* Every retryable status maps to CTL_EUNAVAIL already;
+				 * this keeps it so if the mapping ever changes. */
+				if (rc != CTL_EUNAVAIL) {
+					struct ctl_error e = *ctl_error_last();
+					rc = ctl_error_set(CTL_EUNAVAIL, e.reason, "%s", e.message);
+					ctl_error_set_http(r->status, r->request_id, wait);
+				}
+			} else {
+				ctl_error_set_http(0, NULL, wait);
+			}
+			goto done;
+		}
+		c->sleep(wait, c->clock_arg);
+		r->slept_ms += wait;
+		n++;
+	}
+done:
+	identity_token_free(token);
+	return rc;
+}
+
+/* The absolute URL for an ARM path with an api-version. */
+static char *path_url(const struct arm_client *c, const char *path, const char *api_version)
+{
+	if (strstr(path, "api-version="))
+		return xasprintf("%s%s", c->endpoint, path);
+	return xasprintf("%s%s%capi-version=%s", c->endpoint, path, strchr(path, '?') ? '&' : '?',
+			 api_version);
+}
+
+/* Whether url is on the endpoint's scheme, host and port. */
+static int same_origin(const struct arm_client *c, const char *url)
+{
+	char *s = NULL, *h = NULL;
+	long port = 0;
+	int ok = url_origin(url, &s, &h, &port) == 0 && strcmp(s, c->scheme) == 0 &&
+		 strcmp(h, c->host) == 0 && port == c->port;
+	free(s);
+	free(h);
+	return ok;
+}
+
+int arm_request(struct arm_response *out, struct arm_client *c, const char *method, const char *target,
+		const char *operation, const char *body)
+{
+	int rc;
+	char *url = NULL;
+
+	if (target[0] == '/') {
+		url = path_url(c, target, c->api_version);
+	} else if (same_origin(c, target)) {
+		url = xstrdup(target);
+	} else {
+		char *safe = ctl_log_redact_url(target);
+		rc = ctl_error_set(CTL_EINVALID, "ForeignPollUrl",
+				   "%s: refusing to send the ARM token to %.200s (not the ARM endpoint)",
+				   operation, safe);
+		free(safe);
+		return rc;
+	}
+	struct wire_req q = {
+		.method = method, .url = url, .operation = operation, .body = body,
+		.len = body ? strlen(body) : 0, .content_type = "application/json", .auth = 1,
+	};
+	rc = send_with_retries(out, c, &q);
+	free(url);
+	return rc;
+}
+
+/* ---- long-running operations ---- */
+
+static const char *kind_names[] = {"AzureAsyncOperation", "Location", "ResourceBody"};
+static const char *state_names[] = {"InProgress", "Succeeded", "Failed", "Canceled"};
+
+const char *arm_lro_kind_name(enum arm_lro_kind kind)
+{
+	return (unsigned)kind < 3 ? kind_names[kind] : "Unknown";
+}
+
+int arm_lro_kind_parse(enum arm_lro_kind *out, const char *name)
+{
+	for (int i = 0; i < 3; i++) {
+		if (name && strcmp(name, kind_names[i]) == 0) {
+			*out = (enum arm_lro_kind)i;
+			return 0;
+		}
+	}
+	return ctl_error_set(CTL_EINVALID, "InvalidOperationKind", "unknown operation kind \"%.40s\"",
+			     name ? name : "");
+}
+
+const char *arm_lro_state_name(enum arm_lro_state state)
+{
+	return (unsigned)state < 4 ? state_names[state] : "Unknown";
+}
+
+int arm_operation_new(struct arm_operation **out, enum arm_lro_kind kind, const char *method,
+		      const char *poll_url, const char *resource_url)
+{
+	*out = NULL;
+	if ((kind != ARM_LRO_BODY && !poll_url) || !resource_url || !method)
+		return ctl_error_set(CTL_EINVALID, "InvalidOperation",
+				     "an operation needs a method, a resource URL and (unless %s) a poll URL",
+				     kind_names[ARM_LRO_BODY]);
+	struct arm_operation *op = xcalloc(1, sizeof(*op));
+	op->kind = kind;
+	op->method = xstrdup(method);
+	op->poll_url = kind == ARM_LRO_BODY ? NULL : xstrdup(poll_url);
+	op->resource_url = xstrdup(resource_url);
+	op->retry_after_ms = ARM_LRO_DEFAULT_POLL_MS;
+	*out = op;
+	return 0;
+}
+
+void arm_operation_free(struct arm_operation *op)
+{
+	if (!op)
+		return;
+	free(op->method);
+	free(op->poll_url);
+	free(op->resource_url);
+	free(op->error_code);
+	free(op->error_message);
+	free(op);
+}
+
+enum arm_lro_state arm_lro_status_state(const char *status)
+{
+	if (!status)
+		return ARM_LRO_IN_PROGRESS;
+	if (strcasecmp(status, "Succeeded") == 0)
+		return ARM_LRO_SUCCEEDED;
+	if (strcasecmp(status, "Failed") == 0)
+		return ARM_LRO_FAILED;
+	if (strcasecmp(status, "Canceled") == 0 || strcasecmp(status, "Cancelled") == 0)
+		return ARM_LRO_CANCELED;
+	return ARM_LRO_IN_PROGRESS;
+}
+
+/* properties.provisioningState of a resource body, or NULL. */
+static const char *provisioning_state(const cJSON *o)
+{
+	const cJSON *v = jget(jget(o, "properties"), "provisioningState");
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int arm_operation_begin(struct arm_operation **out, const char *method, const char *resource_url,
+			const struct arm_response *resp)
+{
+	int rc = 0;
+	cJSON *body = NULL;
+	enum arm_lro_kind kind;
+	const char *poll = NULL;
+
+	*out = NULL;
+	if (resp->status == 204)
+		goto done;
+	if (resp->azure_async_operation && *resp->azure_async_operation) {
+		kind = ARM_LRO_ASYNC_OPERATION;
+		poll = resp->azure_async_operation;
+	} else if (resp->status == 202 && resp->location && *resp->location) {
+		kind = ARM_LRO_LOCATION;
+		poll = resp->location;
+	} else if (resp->status == 202) {
+		if (strcmp(method, "POST") == 0) {
+			rc = ctl_error_set(CTL_EINVALID, "MissingPollingUrl",
+					   "ARM accepted the request (202) without a Location or "
+					   "Azure-AsyncOperation header to follow");
+			goto done;
+		}
+		kind = ARM_LRO_BODY;
+	} else {
+		/* 200/201: done unless the body says the resource is still
+		 * on its way (Creating, Updating, Deleting). An absent
+		 * provisioningState means Succeeded. */
+		if (strcmp(method, "POST") == 0)
+			goto done;
+		body = cJSON_Parse(ctl_buf_str(&resp->body));
+		const char *ps = provisioning_state(body);
+		if (!ps || arm_lro_status_state(ps) != ARM_LRO_IN_PROGRESS)
+			goto done;
+		kind = ARM_LRO_BODY;
+	}
+	rc = arm_operation_new(out, kind, method, poll, resource_url);
+	if (rc == 0 && resp->retry_after_ms >= 0)
+		(*out)->retry_after_ms = resp->retry_after_ms;
+done:
+	cJSON_Delete(body);
+	return rc;
+}
+
+int arm_operation_status_parse(enum arm_lro_state *out, char **code, char **message, const char *body)
+{
+	int rc = CTL_EINVALID;
+	cJSON *o = cJSON_Parse(body ? body : "");
+	const cJSON *st = jget(o, "status");
+
+	*code = *message = NULL;
+	*out = ARM_LRO_IN_PROGRESS;
+	if (!cJSON_IsString(st)) {
+		ctl_error_set(CTL_EINVALID, "InvalidOperationStatus",
+			      "operation status body has no \"status\" string");
+		goto done;
+	}
+	*out = arm_lro_status_state(st->valuestring);
+	if (*out == ARM_LRO_FAILED || *out == ARM_LRO_CANCELED) {
+		const cJSON *e = jget(o, "error");
+		*code = jstr(e, "code");
+		*message = jstr(e, "message");
+		if (!*code)
+			*code = xstrdup(*out == ARM_LRO_FAILED ? "OperationFailed" : "OperationCanceled");
+		if (!*message)
+			*message = xasprintf("the operation ended with status %.40s", st->valuestring);
+	}
+	rc = 0;
+done:
+	cJSON_Delete(o);
+	return rc;
+}
+
+/* Record why an operation failed (takes code and message) on op and as
+ * the thread's error. */
+static void operation_failed(struct arm_operation *op, char *code, char *message)
+{
+	free(op->error_code);
+	free(op->error_message);
+	op->error_code = code;
+	op->error_message = message;
+	ctl_error_set(CTL_ETERMINAL, code, "%s", message);
+}
+
+static int is_method(const struct arm_operation *op, const char *m)
+{
+	return strcmp(op->method, m) == 0;
+}
+
+/* GET the resource again and hand its body to *result. */
+static int final_get(cJSON **result, struct arm_client *c, const struct arm_operation *op)
+{
+	struct arm_response r;
+	arm_response_init(&r);
+	int rc = arm_request(&r, c, "GET", op->resource_url, "operations.finalGet", NULL);
+	if (rc == 0 && r.body.len)
+		*result = cJSON_Parse(ctl_buf_str(&r.body));
+	arm_response_dispose(&r);
+	return rc;
+}
+
+static int poll_async(enum arm_lro_state *state, cJSON **result, struct arm_client *c,
+		      struct arm_operation *op, struct arm_response *r)
+{
+	char *code = NULL, *message = NULL;
+	int rc = arm_request(r, c, "GET", op->poll_url, "operations.poll", NULL);
+	if (rc == CTL_ENOTFOUND && is_method(op, "DELETE")) {
+		/* ARM may forget the operation once the resource is gone
+		 * (the CLI's agentpool delete poller says so too). */
+		*state = ARM_LRO_SUCCEEDED;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	if (r->body.len == 0) /* a 202 with no body: still running */
+		return 0;
+	rc = arm_operation_status_parse(state, &code, &message, ctl_buf_str(&r->body));
+	if (rc)
+		return rc;
+	if (*state == ARM_LRO_FAILED || *state == ARM_LRO_CANCELED) {
+		operation_failed(op, code, message);
+		return 0;
+	}
+	if (*state == ARM_LRO_SUCCEEDED && result) {
+		if (is_method(op, "PUT") || is_method(op, "PATCH")) {
+			rc = final_get(result, c, op);
+		} else if (is_method(op, "POST")) {
+			cJSON *o = cJSON_Parse(ctl_buf_str(&r->body));
+			cJSON *p = cJSON_DetachItemFromObjectCaseSensitive(o, "properties");
+			*result = p;
+			cJSON_Delete(o);
+		}
+	}
+	return rc;
+}
+
+static int poll_location(enum arm_lro_state *state, cJSON **result, struct arm_client *c,
+			 struct arm_operation *op, struct arm_response *r)
+{
+	int rc = arm_request(r, c, "GET", op->poll_url, "operations.poll", NULL);
+	if (rc == 0 && r->status == 202) {
+		if (r->location && *r->location) {
+			free(op->poll_url);
+			op->poll_url = xstrdup(r->location);
+		}
+		return 0;
+	}
+	if (rc == 0) {
+		*state = ARM_LRO_SUCCEEDED;
+		if (result && r->body.len)
+			*result = cJSON_Parse(ctl_buf_str(&r->body));
+		return 0;
+	}
+	if (rc == CTL_ENOTFOUND && is_method(op, "DELETE")) {
+		*state = ARM_LRO_SUCCEEDED;
+		return 0;
+	}
+	/* The Location URL answers with what the synchronous call would
+	 * have: a final 4xx is the operation's failure. Auth, throttling and
+	 * 5xx (after retries) mean we could not read it. */
+	long st = r->status;
+	if (st >= 400 && st < 500 && st != 401 && st != 403 && st != 408 && st != 429) {
+		const struct ctl_error *e = ctl_error_last();
+		*state = ARM_LRO_FAILED;
+		operation_failed(op, xstrdup(e->reason), xstrdup(e->message));
+		return 0;
+	}
+	return rc;
+}
+
+static int poll_body(enum arm_lro_state *state, cJSON **result, struct arm_client *c,
+		     struct arm_operation *op, struct arm_response *r)
+{
+	int rc = arm_request(r, c, "GET", op->resource_url, "operations.pollResource", NULL);
+	if (rc == CTL_ENOTFOUND && is_method(op, "DELETE")) {
+		*state = ARM_LRO_SUCCEEDED;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	cJSON *o = cJSON_Parse(ctl_buf_str(&r->body));
+	const char *ps = provisioning_state(o);
+	*state = ps ? arm_lro_status_state(ps) : ARM_LRO_SUCCEEDED;
+	if (*state == ARM_LRO_FAILED || *state == ARM_LRO_CANCELED) {
+		operation_failed(op,
+				 xstrdup(*state == ARM_LRO_FAILED ? "ProvisioningFailed" : "ProvisioningCanceled"),
+				 xasprintf("provisioningState is %.40s", ps));
+	} else if (*state == ARM_LRO_SUCCEEDED && result) {
+		*result = o;
+		o = NULL;
+	}
+	cJSON_Delete(o);
+	return 0;
+}
+
+int arm_operation_poll(enum arm_lro_state *state, cJSON **result, struct arm_client *c,
+		       struct arm_operation *op)
+{
+	int rc;
+	struct arm_response r;
+
+	*state = ARM_LRO_IN_PROGRESS;
+	if (result)
+		*result = NULL;
+	arm_response_init(&r);
+	switch (op->kind) {
+	case ARM_LRO_ASYNC_OPERATION:
+		rc = poll_async(state, result, c, op, &r);
+		break;
+	case ARM_LRO_LOCATION:
+		rc = poll_location(state, result, c, op, &r);
+		break;
+	case ARM_LRO_BODY:
+		rc = poll_body(state, result, c, op, &r);
+		break;
+	default:
+		rc = ctl_error_set(CTL_EINVALID, "InvalidOperation", "unknown operation kind %d", (int)op->kind);
+		break;
+	}
+	op->retry_after_ms = r.retry_after_ms >= 0 ? r.retry_after_ms : ARM_LRO_DEFAULT_POLL_MS;
+	arm_response_dispose(&r);
+	return rc;
+}
+
+/* ---- typed calls: plumbing ---- */
+
+/* "/subscriptions/../registries/<name><suffix>" with every name escaped. */
+static char *registry_path(const struct arm_registry_ref *ref, const char *suffix)
+{
+	char *s = escape(ref->subscription_id), *g = escape(ref->resource_group), *n = escape(ref->name);
+	char *p = xasprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.ContainerRegistry"
+			    "/registries/%s%s", s, g, n, suffix ? suffix : "");
+	free(s);
+	free(g);
+	free(n);
+	return p;
+}
+
+static char *child_path(const struct arm_registry_ref *ref, const char *collection, const char *name,
+			const char *action)
+{
+	char *e = escape(name);
+	char *suffix = xasprintf("/%s/%s%s", collection, e, action ? action : "");
+	char *p = registry_path(ref, suffix);
+	free(e);
+	free(suffix);
+	return p;
+}
+
+static int ref_valid(const struct arm_registry_ref *ref)
+{
+	if (!ref || !ref->subscription_id || !*ref->subscription_id || !ref->resource_group ||
+	    !*ref->resource_group || !ref->name || !*ref->name)
+		return ctl_error_set(CTL_EINVALID, "InvalidRegistryRef",
+				     "registry reference needs a subscription, a resource group and a name");
+	return 0;
+}
+
+/* One request with a JSON body in and out: *out is the parsed answer (NULL
+ * for an empty body). The raw response stays in r for LRO handling. */
+static int call(cJSON **out, struct arm_response *r, struct arm_client *c, const char *method,
+		const char *path, const char *operation, const cJSON *body)
+{
+	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+	if (body && !text)
+		abort();
+	if (out)
+		*out = NULL;
+	int rc = arm_request(r, c, method, path, operation, text);
+	cJSON_free(text);
+	if (rc == 0 && out && r->body.len) {
+		*out = cJSON_Parse(ctl_buf_str(&r->body));
+		if (!*out)
+			rc = ctl_error_set(CTL_EINVALID, "InvalidResponse", "%s: response is not JSON", operation);
+	}
+	return rc;
+}
+
+/* A write: request, then interpret its answer as a possible LRO. */
+static int write_call(cJSON **out, struct arm_operation **op, struct arm_client *c, const char *method,
+		      const char *path, const char *operation, const cJSON *body)
+{
+	struct arm_response r;
+	cJSON *json = NULL;
+	char *url = path_url(c, path, c->api_version);
+	arm_response_init(&r);
+	if (op)
+		*op = NULL;
+	int rc = call(out ? &json : NULL, &r, c, method, path, operation, body);
+	if (rc)
+		goto done;
+	struct arm_operation *o = NULL;
+	rc = arm_operation_begin(&o, method, url, &r);
+	if (rc)
+		goto done;
+	if (op)
+		*op = o;
+	else
+		arm_operation_free(o);
+done:
+	if (out)
+		*out = json;
+	else
+		cJSON_Delete(json);
+	if (rc && out) {
+		cJSON_Delete(*out);
+		*out = NULL;
+	}
+	arm_response_dispose(&r);
+	free(url);
+	return rc;
+}
+
+/* GET a pageable list, appending every item of every page to *out (a JSON
+ * array). nextLink must stay on the ARM endpoint; stops after top items
+ * when top > 0. */
+static int list_all(cJSON **out, struct arm_client *c, const char *path, const char *operation, int top)
+{
+	int rc = 0;
+	cJSON *all = cJSON_CreateArray();
+	char *next = xstrdup(path);
+
+	for (int page = 0; next && page < MAX_PAGES; page++) {
+		struct arm_response r;
+		cJSON *o = NULL;
+		arm_response_init(&r);
+		rc = call(&o, &r, c, "GET", next, operation, NULL);
+		arm_response_dispose(&r);
+		free(next);
+		next = NULL;
+		if (rc)
+			break;
+		cJSON *value = cJSON_DetachItemFromObjectCaseSensitive(o, "value");
+		cJSON *item;
+		while (cJSON_IsArray(value) && (item = cJSON_DetachItemFromArray(value, 0)) != NULL) {
+			if (top > 0 && cJSON_GetArraySize(all) >= top) {
+				cJSON_Delete(item);
+				continue;
+			}
+			cJSON_AddItemToArray(all, item);
+		}
+		cJSON_Delete(value);
+		const cJSON *nl = jget(o, "nextLink");
+		if (cJSON_IsString(nl) && nl->valuestring[0] && (top <= 0 || cJSON_GetArraySize(all) < top))
+			next = xstrdup(nl->valuestring);
+		cJSON_Delete(o);
+	}
+	free(next);
+	if (rc) {
+		cJSON_Delete(all);
+		all = NULL;
+	}
+	*out = all;
+	return rc;
+}
+
+/* ---- registries ---- */
+
+int arm_registry_get(struct arm_registry **out, struct arm_client *c, const struct arm_registry_ref *ref)
+{
+	int rc;
+	cJSON *o = NULL;
+	char *path = NULL, *url = NULL;
+	struct arm_response r;
+
+	*out = NULL;
+	arm_response_init(&r);
+	if ((rc = ref_valid(ref)))
+		return rc;
+	path = registry_path(ref, NULL);
+	url = path_url(c, path, c->registries_api_version);
+	rc = call(&o, &r, c, "GET", url, "registries.get", NULL);
+	if (rc)
+		goto done;
+	struct arm_registry *g = xcalloc(1, sizeof(*g));
+	g->id = jstr(o, "id");
+	g->location = jstr(o, "location");
+	g->sku_name = jstr(jget(o, "sku"), "name");
+	g->sku_tier = jstr(jget(o, "sku"), "tier");
+	if (!g->sku_tier)
+		g->sku_tier = xstrdup(g->sku_name);
+	g->login_server = jstr(jget(o, "properties"), "loginServer");
+	g->provisioning_state = jstr(jget(o, "properties"), "provisioningState");
+	*out = g;
+done:
+	cJSON_Delete(o);
+	arm_response_dispose(&r);
+	free(path);
+	free(url);
+	return rc;
+}
+
+void arm_registry_free(struct arm_registry *g)
+{
+	if (!g)
+		return;
+	free(g->id);
+	free(g->location);
+	free(g->login_server);
+	free(g->sku_name);
+	free(g->sku_tier);
+	free(g->provisioning_state);
+	free(g);
+}
+
+/* ---- agent pools ---- */
+
+int arm_agent_pool_from_json(struct arm_agent_pool *p, const cJSON *o)
+{
+	memset(p, 0, sizeof(*p));
+	p->count = -1;
+	if (!cJSON_IsObject(o))
+		return ctl_error_set(CTL_EINVALID, "InvalidResponse", "agent pool is not a JSON object");
+	const cJSON *props = jget(o, "properties");
+	p->id = jstr(o, "id");
+	p->name = jstr(o, "name");
+	p->location = jstr(o, "location");
+	p->tier = jstr(props, "tier");
+	p->os = jstr(props, "os");
+	p->subnet_id = jstr(props, "virtualNetworkSubnetResourceId");
+	p->provisioning_state = jstr(props, "provisioningState");
+	const cJSON *count = jget(props, "count");
+	if (cJSON_IsNumber(count))
+		p->count = (int)count->valuedouble;
+	const cJSON *tags = jget(o, "tags"), *t;
+	if (cJSON_IsObject(tags)) {
+		p->tags = xcalloc((size_t)cJSON_GetArraySize(tags) + 1, sizeof(*p->tags));
+		cJSON_ArrayForEach(t, tags) {
+			if (!cJSON_IsString(t) || !t->string)
+				continue;
+			p->tags[p->ntags].name = xstrdup(t->string);
+			p->tags[p->ntags].value = xstrdup(t->valuestring);
+			p->ntags++;
+		}
+	}
+	return 0;
+}
+
+static cJSON *tags_json(const struct arm_tag *tags, size_t n)
+{
+	cJSON *t = cJSON_CreateObject();
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddStringToObject(t, tags[i].name, tags[i].value ? tags[i].value : "");
+	return t;
+}
+
+cJSON *arm_agent_pool_to_json(const struct arm_agent_pool *p)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (p->location)
+		cJSON_AddStringToObject(o, "location", p->location);
+	if (p->ntags)
+		cJSON_AddItemToObject(o, "tags", tags_json(p->tags, p->ntags));
+	cJSON *props = cJSON_AddObjectToObject(o, "properties");
+	if (p->count >= 0)
+		cJSON_AddNumberToObject(props, "count", p->count);
+	if (p->tier)
+		cJSON_AddStringToObject(props, "tier", p->tier);
+	cJSON_AddStringToObject(props, "os", p->os ? p->os : "Linux");
+	if (p->subnet_id && *p->subnet_id)
+		cJSON_AddStringToObject(props, "virtualNetworkSubnetResourceId", p->subnet_id);
+	return o;
+}
+
+void arm_agent_pool_dispose(struct arm_agent_pool *p)
+{
+	if (!p)
+		return;
+	free(p->id);
+	free(p->name);
+	free(p->location);
+	free(p->tier);
+	free(p->os);
+	free(p->subnet_id);
+	free(p->provisioning_state);
+	for (size_t i = 0; i < p->ntags; i++) {
+		free(p->tags[i].name);
+		free(p->tags[i].value);
+	}
+	free(p->tags);
+	memset(p, 0, sizeof(*p));
+}
+
+void arm_agent_pool_free(struct arm_agent_pool *p)
+{
+	arm_agent_pool_dispose(p);
+	free(p);
+}
+
+void arm_agent_pool_array_free(struct arm_agent_pool *items, size_t n)
+{
+	for (size_t i = 0; items && i < n; i++)
+		arm_agent_pool_dispose(&items[i]);
+	free(items);
+}
+
+/* Turn an answer body into a heap pool for *out (when out is wanted). */
+static int pool_out(struct arm_agent_pool **out, const cJSON *o)
+{
+	if (!out)
+		return 0;
+	*out = NULL;
+	if (!o)
+		return 0;
+	struct arm_agent_pool *p = xcalloc(1, sizeof(*p));
+	int rc = arm_agent_pool_from_json(p, o);
+	if (rc) {
+		arm_agent_pool_free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int arm_agent_pool_create(struct arm_agent_pool **out, struct arm_operation **op, struct arm_client *c,
+			  const struct arm_registry_ref *ref, const char *name,
+			  const struct arm_agent_pool *desired)
+{
+	int rc;
+	cJSON *o = NULL, *body = NULL;
+	char *path = NULL;
+
+	if (out)
+		*out = NULL;
+	if (op)
+		*op = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	path = child_path(ref, "agentPools", name, NULL);
+	body = arm_agent_pool_to_json(desired);
+	rc = write_call(&o, op, c, "PUT", path, "agentPools.create", body);
+	if (rc == 0)
+		rc = pool_out(out, o);
+	cJSON_Delete(o);
+	cJSON_Delete(body);
+	free(path);
+	return rc;
+}
+
+int arm_agent_pool_get(struct arm_agent_pool **out, struct arm_client *c, const struct arm_registry_ref *ref,
+		       const char *name)
+{
+	int rc;
+	cJSON *o = NULL;
+	char *path = NULL;
+	struct arm_response r;
+
+	*out = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	arm_response_init(&r);
+	path = child_path(ref, "agentPools", name, NULL);
+	rc = call(&o, &r, c, "GET", path, "agentPools.get", NULL);
+	if (rc == 0)
+		rc = o ? pool_out(out, o)
+		       : ctl_error_set(CTL_EINVALID, "InvalidResponse", "agentPools.get: empty body");
+	cJSON_Delete(o);
+	arm_response_dispose(&r);
+	free(path);
+	return rc;
+}
+
+int arm_agent_pool_update(struct arm_agent_pool **out, struct arm_operation **op, struct arm_client *c,
+			  const struct arm_registry_ref *ref, const char *name, int count,
+			  const struct arm_tag *tags, size_t ntags, int tags_set)
+{
+	int rc;
+	cJSON *o = NULL, *body = cJSON_CreateObject();
+	char *path = NULL;
+
+	if (out)
+		*out = NULL;
+	if (op)
+		*op = NULL;
+	if ((rc = ref_valid(ref)))
+		goto done;
+	/* AgentPoolUpdateParameters has exactly properties.count and tags;
+	 * tags in a PATCH replace the whole set. */
+	if (count >= 0)
+		cJSON_AddNumberToObject(cJSON_AddObjectToObject(body, "properties"), "count", count);
+	if (tags_set)
+		cJSON_AddItemToObject(body, "tags", tags_json(tags, ntags));
+	path = child_path(ref, "agentPools", name, NULL);
+	rc = write_call(&o, op, c, "PATCH", path, "agentPools.update", body);
+	if (rc == 0)
+		rc = pool_out(out, o);
+done:
+	cJSON_Delete(o);
+	cJSON_Delete(body);
+	free(path);
+	return rc;
+}
+
+/* DELETE of something already gone is success (204 from ARM, or 404). */
+static int delete_call(struct arm_operation **op, struct arm_client *c, const struct arm_registry_ref *ref,
+		       const char *collection, const char *name, const char *operation)
+{
+	int rc;
+	char *path = NULL;
+
+	if (op)
+		*op = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	path = child_path(ref, collection, name, NULL);
+	rc = write_call(NULL, op, c, "DELETE", path, operation, NULL);
+	if (rc == CTL_ENOTFOUND)
+		rc = 0;
+	free(path);
+	return rc;
+}
+
+int arm_agent_pool_delete(struct arm_operation **op, struct arm_client *c, const struct arm_registry_ref *ref,
+			  const char *name)
+{
+	return delete_call(op, c, ref, "agentPools", name, "agentPools.delete");
+}
+
+int arm_agent_pool_list(struct arm_agent_pool **items, size_t *n, struct arm_client *c,
+			const struct arm_registry_ref *ref)
+{
+	int rc;
+	cJSON *all = NULL, *it;
+	char *path = NULL;
+
+	*items = NULL;
+	*n = 0;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	path = registry_path(ref, "/agentPools");
+	rc = list_all(&all, c, path, "agentPools.list", 0);
+	if (rc)
+		goto done;
+	struct arm_agent_pool *v = xcalloc((size_t)cJSON_GetArraySize(all) + 1, sizeof(*v));
+	size_t k = 0;
+	cJSON_ArrayForEach(it, all) {
+		if (arm_agent_pool_from_json(&v[k], it) == 0)
+			k++;
+	}
+	*items = v;
+	*n = k;
+done:
+	cJSON_Delete(all);
+	free(path);
+	return rc;
+}
+
+int arm_agent_pool_queue_status(int *count, struct arm_client *c, const struct arm_registry_ref *ref,
+				const char *name)
+{
+	int rc;
+	cJSON *o = NULL;
+	char *path = NULL;
+	struct arm_response r;
+
+	*count = 0;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	arm_response_init(&r);
+	path = child_path(ref, "agentPools", name, "/listQueueStatus");
+	rc = call(&o, &r, c, "POST", path, "agentPools.listQueueStatus", NULL);
+	if (rc)
+		goto done;
+	const cJSON *v = jget(o, "count");
+	if (cJSON_IsNumber(v))
+		*count = (int)v->valuedouble;
+	else if (cJSON_IsNumber(o)) /* an early revision answered a bare integer */
+		*count = (int)o->valuedouble;
+	else
+		rc = ctl_error_set(CTL_EINVALID, "InvalidResponse", "listQueueStatus: no count in the answer");
+done:
+	cJSON_Delete(o);
+	arm_response_dispose(&r);
+	free(path);
+	return rc;
+}
+
+/* ---- tasks ---- */
+
+int arm_task_create(cJSON **out, struct arm_operation **op, struct arm_client *c,
+		    const struct arm_registry_ref *ref, const char *name, const cJSON *body)
+{
+	int rc;
+	if (out)
+		*out = NULL;
+	if (op)
+		*op = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	char *path = child_path(ref, "tasks", name, NULL);
+	rc = write_call(out, op, c, "PUT", path, "tasks.create", body);
+	free(path);
+	return rc;
+}
+
+int arm_task_update(cJSON **out, struct arm_operation **op, struct arm_client *c,
+		    const struct arm_registry_ref *ref, const char *name, const cJSON *patch)
+{
+	int rc;
+	if (out)
+		*out = NULL;
+	if (op)
+		*op = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	char *path = child_path(ref, "tasks", name, NULL);
+	rc = write_call(out, op, c, "PATCH", path, "tasks.update", patch);
+	free(path);
+	return rc;
+}
+
+int arm_task_get(cJSON **out, struct arm_client *c, const struct arm_registry_ref *ref, const char *name)
+{
+	int rc;
+	struct arm_response r;
+	*out = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	arm_response_init(&r);
+	char *path = child_path(ref, "tasks", name, NULL);
+	rc = call(out, &r, c, "GET", path, "tasks.get", NULL);
+	if (rc == 0 && !*out)
+		rc = ctl_error_set(CTL_EINVALID, "InvalidResponse", "tasks.get: empty body");
+	arm_response_dispose(&r);
+	free(path);
+	return rc;
+}
+
+int arm_task_delete(struct arm_operation **op, struct arm_client *c, const struct arm_registry_ref *ref,
+		    const char *name)
+{
+	return delete_call(op, c, ref, "tasks", name, "tasks.delete");
+}
+
+int arm_task_list(cJSON **out, struct arm_client *c, const struct arm_registry_ref *ref)
+{
+	int rc;
+	*out = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	char *path = registry_path(ref, "/tasks");
+	rc = list_all(out, c, path, "tasks.list", 0);
+	free(path);
+	return rc;
+}
+
+/* ---- runs ---- */
+
+int arm_run_status_terminal(const char *s)
+{
+	static const char *const terminal[] = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"};
+	for (size_t i = 0; s && i < sizeof(terminal) / sizeof(terminal[0]); i++)
+		if (strcasecmp(s, terminal[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int arm_run_from_json(struct arm_run *r, const cJSON *o)
+{
+	memset(r, 0, sizeof(*r));
+	if (!cJSON_IsObject(o))
+		return ctl_error_set(CTL_EINVALID, "InvalidResponse", "run is not a JSON object");
+	const cJSON *p = jget(o, "properties");
+	r->id = jstr(o, "id");
+	r->run_id = jstr(p, "runId");
+	if (!r->run_id)
+		r->run_id = jstr(o, "name");
+	r->status = jstr(p, "status");
+	r->run_type = jstr(p, "runType");
+	r->task = jstr(p, "task");
+	r->agent_pool_name = jstr(p, "agentPoolName");
+	r->create_time = jstr(p, "createTime");
+	r->start_time = jstr(p, "startTime");
+	r->finish_time = jstr(p, "finishTime");
+	r->last_updated_time = jstr(p, "lastUpdatedTime");
+	r->run_error_message = jstr(p, "runErrorMessage");
+	r->provisioning_state = jstr(p, "provisioningState");
+	const cJSON *imgs = jget(p, "outputImages"), *it;
+	if (cJSON_IsArray(imgs)) {
+		r->output_images = xcalloc((size_t)cJSON_GetArraySize(imgs) + 1, sizeof(*r->output_images));
+		cJSON_ArrayForEach(it, imgs) {
+			struct arm_run_image *im = &r->output_images[r->noutput_images++];
+			im->registry = jstr(it, "registry");
+			im->repository = jstr(it, "repository");
+			im->tag = jstr(it, "tag");
+			im->digest = jstr(it, "digest");
+		}
+	}
+	return 0;
+}
+
+void arm_run_dispose(struct arm_run *r)
+{
+	if (!r)
+		return;
+	free(r->id);
+	free(r->run_id);
+	free(r->status);
+	free(r->run_type);
+	free(r->task);
+	free(r->agent_pool_name);
+	free(r->create_time);
+	free(r->start_time);
+	free(r->finish_time);
+	free(r->last_updated_time);
+	free(r->run_error_message);
+	free(r->provisioning_state);
+	for (size_t i = 0; i < r->noutput_images; i++) {
+		free(r->output_images[i].registry);
+		free(r->output_images[i].repository);
+		free(r->output_images[i].tag);
+		free(r->output_images[i].digest);
+	}
+	free(r->output_images);
+	memset(r, 0, sizeof(*r));
+}
+
+void arm_run_free(struct arm_run *r)
+{
+	arm_run_dispose(r);
+	free(r);
+}
+
+void arm_run_array_free(struct arm_run *items, size_t n)
+{
+	for (size_t i = 0; items && i < n; i++)
+		arm_run_dispose(&items[i]);
+	free(items);
+}
+
+static int run_out(struct arm_run **out, const cJSON *o)
+{
+	*out = NULL;
+	if (!o)
+		return 0;
+	struct arm_run *r = xcalloc(1, sizeof(*r));
+	int rc = arm_run_from_json(r, o);
+	if (rc) {
+		arm_run_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+int arm_run_schedule(struct arm_run **out, struct arm_operation **op, struct arm_client *c,
+		     const struct arm_registry_ref *ref, const cJSON *request)
+{
+	int rc;
+	cJSON *o = NULL;
+	*out = NULL;
+	if (op)
+		*op = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	char *path = registry_path(ref, "/scheduleRun");
+	rc = write_call(&o, op, c, "POST", path, "registries.scheduleRun", request);
+	if (rc == 0)
+		rc = run_out(out, o);
+	cJSON_Delete(o);
+	free(path);
+	return rc;
+}
+
+int arm_run_get(struct arm_run **out, struct arm_client *c, const struct arm_registry_ref *ref,
+		const char *run_id)
+{
+	int rc;
+	cJSON *o = NULL;
+	struct arm_response r;
+	*out = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	arm_response_init(&r);
+	char *path = child_path(ref, "runs", run_id, NULL);
+	rc = call(&o, &r, c, "GET", path, "runs.get", NULL);
+	if (rc == 0)
+		rc = o ? run_out(out, o) : ctl_error_set(CTL_EINVALID, "InvalidResponse", "runs.get: empty body");
+	cJSON_Delete(o);
+	arm_response_dispose(&r);
+	free(path);
+	return rc;
+}
+
+int arm_run_list(struct arm_run **items, size_t *n, struct arm_client *c, const struct arm_registry_ref *ref,
+		 const char *filter, int top)
+{
+	int rc;
+	cJSON *all = NULL, *it;
+	struct ctl_buf q = CTL_BUF_INIT;
+	char *path = NULL;
+
+	*items = NULL;
+	*n = 0;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	ctl_buf_puts(&q, "/runs");
+	if (filter && *filter) {
+		char *f = escape(filter);
+		ctl_buf_printf(&q, "?$filter=%s", f);
+		free(f);
+	}
+	if (top > 0)
+		ctl_buf_printf(&q, "%c$top=%d", q.len > 5 ? '&' : '?', top);
+	path = registry_path(ref, ctl_buf_str(&q));
+	rc = list_all(&all, c, path, "runs.list", top);
+	if (rc)
+		goto done;
+	struct arm_run *v = xcalloc((size_t)cJSON_GetArraySize(all) + 1, sizeof(*v));
+	size_t k = 0;
+	cJSON_ArrayForEach(it, all) {
+		if (arm_run_from_json(&v[k], it) == 0)
+			k++;
+	}
+	*items = v;
+	*n = k;
+done:
+	cJSON_Delete(all);
+	ctl_buf_dispose(&q);
+	free(path);
+	return rc;
+}
+
+int arm_run_cancel(struct arm_operation **op, struct arm_client *c, const struct arm_registry_ref *ref,
+		   const char *run_id)
+{
+	int rc;
+	if (op)
+		*op = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	char *path = child_path(ref, "runs", run_id, "/cancel");
+	rc = write_call(NULL, op, c, "POST", path, "runs.cancel", NULL);
+	free(path);
+	return rc;
+}
+
+int arm_run_log_sas_url(char **out, struct arm_client *c, const struct arm_registry_ref *ref,
+			const char *run_id)
+{
+	int rc;
+	cJSON *o = NULL;
+	struct arm_response r;
+	*out = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	arm_response_init(&r);
+	char *path = child_path(ref, "runs", run_id, "/listLogSasUrl");
+	rc = call(&o, &r, c, "POST", path, "runs.listLogSasUrl", NULL);
+	if (rc == 0) {
+		*out = jstr(o, "logLink");
+		if (!*out)
+			rc = ctl_error_set(CTL_EINVALID, "InvalidResponse", "listLogSasUrl: no logLink in the answer");
+	}
+	if (r.body.ptr)
+		explicit_bzero(r.body.ptr, r.body.cap);
+	cJSON_Delete(o);
+	arm_response_dispose(&r);
+	free(path);
+	return rc;
+}
+
+/* ---- build source upload ---- */
+
+int arm_build_source_upload_url(struct arm_upload_url *out, struct arm_client *c,
+				const struct arm_registry_ref *ref)
+{
+	int rc;
+	cJSON *o = NULL;
+	struct arm_response r;
+	memset(out, 0, sizeof(*out));
+	if ((rc = ref_valid(ref)))
+		return rc;
+	arm_response_init(&r);
+	char *path = registry_path(ref, "/listBuildSourceUploadUrl");
+	rc = call(&o, &r, c, "POST", path, "registries.listBuildSourceUploadUrl", NULL);
+	if (rc == 0) {
+		out->upload_url = jstr(o, "uploadUrl");
+		out->relative_path = jstr(o, "relativePath");
+		if (!out->upload_url || !out->relative_path) {
+			arm_upload_url_dispose(out);
+			rc = ctl_error_set(CTL_EINVALID, "InvalidResponse",
+					   "listBuildSourceUploadUrl: no uploadUrl or relativePath in the answer");
+		}
+	}
+	if (r.body.ptr)
+		explicit_bzero(r.body.ptr, r.body.cap);
+	cJSON_Delete(o);
+	arm_response_dispose(&r);
+	free(path);
+	return rc;
+}
+
+void arm_upload_url_dispose(struct arm_upload_url *u)
+{
+	if (u->upload_url)
+		explicit_bzero(u->upload_url, strlen(u->upload_url));
+	free(u->upload_url);
+	free(u->relative_path);
+	u->upload_url = u->relative_path = NULL;
+}
+
+int arm_build_source_upload(struct arm_client *c, const char *upload_url, const void *data, size_t len)
+{
+	static const char *const extra[] = {
+		"x-ms-blob-type: BlockBlob", "x-ms-version: " BLOB_VERSION, NULL,
+	};
+	struct arm_response r;
+	if (!upload_url || (strncmp(upload_url, "https://", 8) != 0 && strncmp(upload_url, "http://", 7) != 0))
+		return ctl_error_set(CTL_EINVALID, "InvalidUploadUrl", "build source upload URL is not http(s)");
+	struct wire_req q = {
+		.method = "PUT", .url = upload_url, .operation = "blob.upload",
+		.body = data ? data : "", .len = len, .content_type = "application/octet-stream",
+		.extra = extra, .auth = 0, .blob = 1,
+	};
+	arm_response_init(&r);
+	int rc = send_with_retries(&r, c, &q);
+	arm_response_dispose(&r);
+	return rc;
+}
+
+int arm_build_source_upload_file(struct arm_client *c, const char *upload_url, const char *path)
+{
+	int rc = 0;
+	struct ctl_buf b = CTL_BUF_INIT;
+	char chunk[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	ctl_buf_init(&b, UPLOAD_FILE_MAX);
+	if (fd < 0) {
+		rc = ctl_error_set(CTL_EINVALID, "SourceUnreadable", "cannot open %.200s: %s", path, strerror(errno));
+		goto done;
+	}
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = ctl_error_set(CTL_EINVALID, "SourceUnreadable", "cannot read %.200s: %s", path,
+					   strerror(errno));
+			goto done;
+		}
+		if (n == 0)
+			break;
+		if ((rc = ctl_buf_append(&b, chunk, (size_t)n))) {
+			ctl_error_set(rc, "SourceTooLarge", "%.200s is larger than %u bytes", path, UPLOAD_FILE_MAX);
+			goto done;
+		}
+	}
+	rc = arm_build_source_upload(c, upload_url, b.ptr ? b.ptr : "", b.len);
+done:
+	if (fd >= 0)
+		close(fd);
+	ctl_buf_dispose(&b);
+	return rc;
+}

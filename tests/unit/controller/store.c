@@ -1,0 +1,218 @@
+/* Unit tests for controller/store.c: refcounted objects and the cache. */
+#include "test.h"
+
+#include "error.h"
+#include "store.h"
+#include "xalloc.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static struct ctl_obj *make(const char *ns, const char *name, const char *rv)
+{
+	char *text = ns ? xasprintf("{\"kind\":\"Thing\",\"metadata\":{\"namespace\":\"%s\",\"name\":\"%s\","
+				    "\"resourceVersion\":\"%s\",\"generation\":3}}", ns, name, rv)
+			: xasprintf("{\"kind\":\"Thing\",\"metadata\":{\"name\":\"%s\",\"resourceVersion\":\"%s\"}}",
+				    name, rv);
+	struct ctl_obj *o = NULL;
+	int rc = ctl_obj_new(&o, cJSON_Parse(text));
+	free(text);
+	CHECK_INT(rc, 0);
+	return o;
+}
+
+static const struct ctl_store_delta *find_delta(const struct ctl_store_delta *d, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct ctl_obj *o = d[i].obj ? d[i].obj : d[i].old;
+		if (strcmp(o->key, key) == 0)
+			return &d[i];
+	}
+	return NULL;
+}
+
+TEST(obj_new_reads_metadata)
+{
+	struct ctl_obj *o = make("ns1", "a", "42");
+	CHECK_STR(o->key, "ns1/a");
+	CHECK_STR(o->namespace, "ns1");
+	CHECK_STR(o->name, "a");
+	CHECK_STR(o->resource_version, "42");
+	CHECK_STR(o->uid, "");
+	CHECK_INT(o->generation, 3);
+	CHECK_INT(o->deleting, 0);
+	ctl_obj_unref(o);
+
+	struct ctl_obj *d = NULL;
+	CHECK_INT(ctl_obj_new(&d, cJSON_Parse("{\"metadata\":{\"name\":\"x\",\"deletionTimestamp\":\"2024-01-01T00:00:00Z\"}}")), 0);
+	CHECK_STR(d->key, "x"); /* cluster-scoped: no namespace in the key */
+	CHECK_INT(d->deleting, 1);
+	ctl_obj_unref(d);
+}
+
+TEST(obj_new_rejects_nameless_object)
+{
+	struct ctl_obj *o = (struct ctl_obj *)1;
+	CHECK_INT(ctl_obj_new(&o, cJSON_Parse("{\"metadata\":{}}")), CTL_EINVALID);
+	CHECK(o == NULL);
+	CHECK_INT(ctl_obj_new(&o, cJSON_Parse("[1,2]")), CTL_EINVALID);
+	CHECK_INT(ctl_obj_new(&o, NULL), CTL_EINVALID);
+}
+
+TEST(store_get_returns_new_reference)
+{
+	struct ctl_store *s;
+	struct ctl_obj *got = NULL;
+	ctl_store_new(&s);
+	struct ctl_obj *o = make("ns1", "a", "1");
+	ctl_store_apply(NULL, s, ctl_obj_ref(o));
+	CHECK_INT(atomic_load(&o->refs), 2);
+	CHECK_INT(ctl_store_get(&got, s, "ns1/a"), 0);
+	CHECK(got == o);
+	CHECK_INT(atomic_load(&o->refs), 3);
+	/* The reader's reference outlives the store. */
+	ctl_store_free(s);
+	CHECK_INT(atomic_load(&o->refs), 2);
+	CHECK_STR(got->name, "a");
+	ctl_obj_unref(got);
+	ctl_obj_unref(o);
+}
+
+TEST(store_get_missing_is_not_found)
+{
+	struct ctl_store *s;
+	struct ctl_obj *got = (struct ctl_obj *)1;
+	ctl_store_new(&s);
+	CHECK_INT(ctl_store_get(&got, s, "ns/none"), CTL_ENOTFOUND);
+	CHECK(got == NULL);
+	CHECK_INT(ctl_store_delete(NULL, s, "ns/none"), CTL_ENOTFOUND);
+	ctl_store_free(s);
+}
+
+TEST(store_apply_replaces_and_hands_back_old)
+{
+	struct ctl_store *s;
+	struct ctl_obj *old = NULL, *got = NULL;
+	ctl_store_new(&s);
+	ctl_store_apply(&old, s, make("ns1", "a", "1"));
+	CHECK(old == NULL);
+	ctl_store_apply(&old, s, make("ns1", "a", "2"));
+	CHECK(old != NULL);
+	CHECK_STR(old->resource_version, "1");
+	ctl_obj_unref(old);
+	CHECK_INT(ctl_store_get(&got, s, "ns1/a"), 0);
+	CHECK_STR(got->resource_version, "2");
+	ctl_obj_unref(got);
+	CHECK_INT(ctl_store_len(s), 1);
+	CHECK_INT(ctl_store_delete(&old, s, "ns1/a"), 0);
+	CHECK_STR(old->resource_version, "2");
+	ctl_obj_unref(old);
+	CHECK_INT(ctl_store_len(s), 0);
+	ctl_store_free(s);
+}
+
+TEST(store_holds_many_objects)
+{
+	struct ctl_store *s;
+	char name[32];
+	ctl_store_new(&s);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "obj-%d", i);
+		ctl_store_apply(NULL, s, make("ns", name, "1"));
+	}
+	CHECK_INT(ctl_store_len(s), 2000);
+	for (int i = 0; i < 2000; i += 97) {
+		struct ctl_obj *got;
+		snprintf(name, sizeof(name), "ns/obj-%d", i);
+		CHECK_INT(ctl_store_get(&got, s, name), 0);
+		ctl_obj_unref(got);
+	}
+	struct ctl_obj **all;
+	size_t n;
+	ctl_store_list(&all, &n, s);
+	CHECK_INT(n, 2000);
+	ctl_store_list_free(all, n);
+	ctl_store_free(s);
+}
+
+TEST(store_replace_reports_added_changed_and_deleted)
+{
+	struct ctl_store *s;
+	struct ctl_store_delta *d;
+	size_t n;
+	ctl_store_new(&s);
+	CHECK_INT(ctl_store_has_synced(s), 0);
+	ctl_store_apply(NULL, s, make("ns", "same", "1"));
+	ctl_store_apply(NULL, s, make("ns", "changed", "1"));
+	ctl_store_apply(NULL, s, make("ns", "gone", "1"));
+
+	/* A reader holding "gone" across the swap keeps a valid object. */
+	struct ctl_obj *held;
+	CHECK_INT(ctl_store_get(&held, s, "ns/gone"), 0);
+
+	struct ctl_obj *objs[] = {make("ns", "same", "1"), make("ns", "changed", "2"), make("ns", "new", "1")};
+	ctl_store_replace(&d, &n, s, NULL, objs, 3);
+	CHECK_INT(ctl_store_has_synced(s), 1);
+	CHECK_INT(n, 3);
+	const struct ctl_store_delta *x = find_delta(d, n, "ns/changed");
+	CHECK(x && x->old && x->obj);
+	CHECK_STR(x->old->resource_version, "1");
+	CHECK_STR(x->obj->resource_version, "2");
+	x = find_delta(d, n, "ns/new");
+	CHECK(x && !x->old && x->obj);
+	x = find_delta(d, n, "ns/gone");
+	CHECK(x && x->old && !x->obj);
+	CHECK(find_delta(d, n, "ns/same") == NULL);
+	ctl_store_deltas_free(d, n);
+
+	struct ctl_obj *got = NULL;
+	CHECK_INT(ctl_store_get(&got, s, "ns/gone"), CTL_ENOTFOUND);
+	CHECK_INT(ctl_store_len(s), 3);
+	CHECK_STR(held->name, "gone");
+	CHECK_INT(atomic_load(&held->refs), 1);
+	ctl_obj_unref(held);
+	ctl_store_free(s);
+}
+
+TEST(store_replace_is_scoped_to_its_namespace)
+{
+	struct ctl_store *s;
+	struct ctl_store_delta *d;
+	size_t n;
+	ctl_store_new(&s);
+	ctl_store_apply(NULL, s, make("a", "x", "1"));
+	ctl_store_apply(NULL, s, make("b", "x", "1"));
+	ctl_store_apply(NULL, s, make("b", "y", "1"));
+
+	struct ctl_obj *objs[] = {make("a", "z", "1")};
+	ctl_store_replace(&d, &n, s, "a", objs, 1);
+	CHECK_INT(n, 2); /* a/z added, a/x deleted; b untouched */
+	CHECK(find_delta(d, n, "a/x") && !find_delta(d, n, "a/x")->obj);
+	CHECK(find_delta(d, n, "a/z") && !find_delta(d, n, "a/z")->old);
+	ctl_store_deltas_free(d, n);
+	CHECK_INT(ctl_store_len(s), 3);
+	struct ctl_obj *got;
+	CHECK_INT(ctl_store_get(&got, s, "b/y"), 0);
+	ctl_obj_unref(got);
+	ctl_store_free(s);
+}
+
+TEST(store_replace_keeps_the_later_duplicate)
+{
+	struct ctl_store *s;
+	struct ctl_store_delta *d;
+	size_t n;
+	ctl_store_new(&s);
+	struct ctl_obj *objs[] = {make("a", "x", "1"), make("a", "x", "2")};
+	ctl_store_replace(&d, &n, s, NULL, objs, 2);
+	CHECK_INT(n, 1);
+	CHECK_STR(d[0].obj->resource_version, "2");
+	ctl_store_deltas_free(d, n);
+	ctl_store_free(s);
+}
+
+TEST_MAIN(T(obj_new_reads_metadata), T(obj_new_rejects_nameless_object), T(store_get_returns_new_reference),
+	  T(store_get_missing_is_not_found), T(store_apply_replaces_and_hands_back_old),
+	  T(store_holds_many_objects), T(store_replace_reports_added_changed_and_deleted),
+	  T(store_replace_is_scoped_to_its_namespace), T(store_replace_keeps_the_later_duplicate))

@@ -1,0 +1,733 @@
+/* Unit tests for the watcher state machine (controller/watch.c), driven
+ * with canned results, and for the informer end to end against a canned
+ * API server on a local socket: a list, a watch stream split mid-line with
+ * a BOOKMARK, a 410, the relist. */
+#include "test.h"
+
+#include "error.h"
+#include "informer.h"
+#include "kube.h"
+#include "kubeconfig.h"
+#include "watch.h"
+#include "xalloc.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* --- the state machine with canned results ------------------------------ */
+
+static cJSON *page(const char *rv, const char *cont)
+{
+	cJSON *p = cJSON_CreateObject();
+	cJSON *m = cJSON_AddObjectToObject(p, "metadata");
+	if (rv)
+		cJSON_AddStringToObject(m, "resourceVersion", rv);
+	if (cont)
+		cJSON_AddStringToObject(m, "continue", cont);
+	cJSON_AddArrayToObject(p, "items");
+	return p;
+}
+
+/* Feed one canned line to the watcher; returns its effect. */
+static enum ctl_watcher_effect feed(struct ctl_watcher *w, const char *line)
+{
+	struct ctl_watch_event ev;
+	CHECK_INT(ctl_watch_event_parse(&ev, line, strlen(line)), 0);
+	enum ctl_watcher_effect e = ctl_watcher_on_event(w, &ev);
+	ctl_watch_event_dispose(&ev);
+	return e;
+}
+
+/* Take the watcher from EMPTY through a one-page list at rv to WATCHING. */
+static void list_and_watch(struct ctl_watcher *w, const char *rv)
+{
+	struct ctl_watcher_action a;
+	ctl_watcher_next(w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_LIST);
+	cJSON *p = page(rv, NULL);
+	CHECK_INT(ctl_watcher_on_list(w, 0, p), 1);
+	cJSON_Delete(p);
+	ctl_watcher_next(w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_WATCH);
+	CHECK_STR(a.resource_version, rv);
+	CHECK_INT(w->state, CTL_WATCHER_WATCHING);
+}
+
+#define ADDED(name, rv) \
+	"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"" name "\",\"resourceVersion\":\"" rv "\"}}}"
+#define BOOKMARK(rv) "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"" rv "\"}}}"
+#define ERROR_410 \
+	"{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"status\":\"Failure\",\"code\":410," \
+	"\"reason\":\"Expired\",\"message\":\"too old resource version: 5 (20)\"}}"
+
+TEST(watcher_lists_then_watches_from_the_list_version)
+{
+	struct ctl_watcher w;
+	struct ctl_watcher_action a;
+	ctl_watcher_init(&w, 0, 0, 1);
+	CHECK_INT(w.state, CTL_WATCHER_EMPTY);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_LIST);
+	CHECK(a.continue_token == NULL);
+	CHECK_INT(a.delay_ms, 0);
+	CHECK_INT(w.state, CTL_WATCHER_LISTING);
+	cJSON *p = page("100", NULL);
+	CHECK_INT(ctl_watcher_on_list(&w, 0, p), 1);
+	cJSON_Delete(p);
+	CHECK_INT(w.state, CTL_WATCHER_LISTED);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_WATCH);
+	CHECK_STR(a.resource_version, "100");
+	CHECK_INT(a.delay_ms, 0);
+	CHECK_INT(feed(&w, ADDED("a", "101")), CTL_WATCHER_APPLY);
+	CHECK_INT(feed(&w, "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"102\"}}}"),
+		  CTL_WATCHER_APPLY);
+	CHECK_INT(feed(&w, "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"103\"}}}"),
+		  CTL_WATCHER_DELETE);
+	CHECK_STR(w.resource_version, "103");
+	ctl_watcher_dispose(&w);
+}
+
+TEST(watcher_follows_continue_pages)
+{
+	struct ctl_watcher w;
+	struct ctl_watcher_action a;
+	ctl_watcher_init(&w, 0, 0, 1);
+	ctl_watcher_next(&w, &a);
+	cJSON *p1 = page("50", "tok1"), *p2 = page("50", "tok2"), *p3 = page("50", NULL);
+	CHECK_INT(ctl_watcher_on_list(&w, 0, p1), 0);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_LIST);
+	CHECK_STR(a.continue_token, "tok1");
+	CHECK_INT(ctl_watcher_on_list(&w, 0, p2), 0);
+	ctl_watcher_next(&w, &a);
+	CHECK_STR(a.continue_token, "tok2");
+	CHECK_INT(ctl_watcher_on_list(&w, 0, p3), 1);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_WATCH);
+	CHECK_STR(a.resource_version, "50");
+	cJSON_Delete(p1);
+	cJSON_Delete(p2);
+	cJSON_Delete(p3);
+	ctl_watcher_dispose(&w);
+}
+
+TEST(watcher_expired_continue_token_restarts_the_list)
+{
+	struct ctl_watcher w;
+	struct ctl_watcher_action a;
+	ctl_watcher_init(&w, 0, 0, 1);
+	ctl_watcher_next(&w, &a);
+	cJSON *p1 = page("50", "tok1");
+	CHECK_INT(ctl_watcher_on_list(&w, 0, p1), 0);
+	cJSON_Delete(p1);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(ctl_watcher_on_list(&w, CTL_EGONE, NULL), 0);
+	CHECK_INT(w.state, CTL_WATCHER_EMPTY);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_LIST);
+	CHECK(a.continue_token == NULL); /* from the first page again */
+	ctl_watcher_dispose(&w);
+}
+
+TEST(watcher_bookmark_advances_the_resume_point)
+{
+	struct ctl_watcher w;
+	struct ctl_watcher_action a;
+	ctl_watcher_init(&w, 0, 0, 1);
+	list_and_watch(&w, "10");
+	CHECK_INT(feed(&w, BOOKMARK("15")), CTL_WATCHER_NOTHING);
+	CHECK_STR(w.resource_version, "15");
+	ctl_watcher_on_watch_end(&w, 0);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_WATCH);
+	CHECK_STR(a.resource_version, "15");
+	ctl_watcher_dispose(&w);
+}
+
+TEST(watcher_resumes_at_once_after_a_normal_end)
+{
+	struct ctl_watcher w;
+	struct ctl_watcher_action a;
+	ctl_watcher_init(&w, 0, 0, 1);
+	list_and_watch(&w, "10");
+	feed(&w, ADDED("a", "11"));
+	ctl_watcher_on_watch_end(&w, 0);
+	CHECK_INT(w.state, CTL_WATCHER_LISTED);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_WATCH);
+	CHECK_STR(a.resource_version, "11");
+	CHECK_INT(a.delay_ms, 0);
+	ctl_watcher_dispose(&w);
+}
+
+TEST(watcher_empty_stream_end_backs_off)
+{
+	struct ctl_watcher w;
+	struct ctl_watcher_action a;
+	int nonzero = 0;
+	ctl_watcher_init(&w, 100, 1000, 7);
+	list_and_watch(&w, "10");
+	for (int i = 0; i < 5; i++) {
+		ctl_watcher_on_watch_end(&w, 0);
+		ctl_watcher_next(&w, &a);
+		CHECK_INT(a.kind, CTL_WATCHER_DO_WATCH);
+		CHECK_STR(a.resource_version, "10");
+		nonzero += a.delay_ms > 0;
+	}
+	CHECK(nonzero > 0);
+	CHECK_INT(w.failures, 5);
+	ctl_watcher_dispose(&w);
+}
+
+TEST(watcher_error_410_event_relists)
+{
+	struct ctl_watcher w;
+	struct ctl_watcher_action a;
+	ctl_watcher_init(&w, 0, 0, 1);
+	list_and_watch(&w, "10");
+	CHECK_INT(feed(&w, ERROR_410), CTL_WATCHER_STOP);
+	CHECK_INT(w.state, CTL_WATCHER_EMPTY);
+	CHECK(w.resource_version == NULL);
+	/* The aborted stream's end must not undo the decision. */
+	ctl_watcher_on_watch_end(&w, CTL_EGONE);
+	ctl_watcher_on_watch_end(&w, CTL_EUNAVAIL);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_LIST);
+	CHECK(a.continue_token == NULL);
+	CHECK_INT(a.delay_ms, 0);
+	ctl_watcher_dispose(&w);
+}
+
+TEST(watcher_http_410_relists)
+{
+	struct ctl_watcher w;
+	struct ctl_watcher_action a;
+	ctl_watcher_init(&w, 0, 0, 1);
+	list_and_watch(&w, "10");
+	ctl_watcher_on_watch_end(&w, CTL_EGONE);
+	CHECK_INT(w.state, CTL_WATCHER_EMPTY);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_LIST);
+	ctl_watcher_dispose(&w);
+}
+
+TEST(watcher_other_error_event_rewatches_after_backoff)
+{
+	struct ctl_watcher w;
+	struct ctl_watcher_action a;
+	ctl_watcher_init(&w, 0, 0, 1);
+	list_and_watch(&w, "10");
+	feed(&w, ADDED("a", "12"));
+	CHECK_INT(feed(&w, "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":500,\"reason\":\"InternalError\"}}"),
+		  CTL_WATCHER_STOP);
+	CHECK_INT(w.state, CTL_WATCHER_LISTED);
+	CHECK_INT(w.failures, 1);
+	/* Whatever else was in the chunk is ignored once the stream is given up. */
+	CHECK_INT(feed(&w, ADDED("b", "13")), CTL_WATCHER_NOTHING);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_WATCH);
+	CHECK_STR(a.resource_version, "12");
+	CHECK(a.delay_ms >= 0 && a.delay_ms <= 200);
+	ctl_watcher_dispose(&w);
+}
+
+TEST(watcher_backoff_doubles_with_full_jitter_up_to_the_cap)
+{
+	struct ctl_watcher w;
+	struct ctl_watcher_action a;
+	long cap = 100, sum = 0;
+	ctl_watcher_init(&w, 100, 1000, 42);
+	list_and_watch(&w, "10");
+	for (int i = 0; i < 12; i++) {
+		ctl_watcher_on_watch_end(&w, CTL_EUNAVAIL);
+		ctl_watcher_next(&w, &a);
+		CHECK(a.delay_ms >= 0 && a.delay_ms <= cap);
+		sum += a.delay_ms;
+		cap = cap * 2 > 1000 ? 1000 : cap * 2;
+	}
+	CHECK(sum > 0);
+	CHECK(sum <= 100 + 200 + 400 + 800 + 8 * 1000);
+	/* An event proves the connection works: the backoff starts over. */
+	feed(&w, ADDED("a", "11"));
+	ctl_watcher_on_watch_end(&w, CTL_EUNAVAIL);
+	ctl_watcher_next(&w, &a);
+	CHECK(a.delay_ms <= 100);
+	/* The same seed gives the same delays. */
+	struct ctl_watcher w2;
+	ctl_watcher_init(&w2, 100, 1000, 42);
+	list_and_watch(&w2, "10");
+	ctl_watcher_on_watch_end(&w2, CTL_EUNAVAIL);
+	ctl_watcher_next(&w2, &a);
+	long first = a.delay_ms;
+	ctl_watcher_dispose(&w2);
+	ctl_watcher_init(&w2, 100, 1000, 42);
+	list_and_watch(&w2, "10");
+	ctl_watcher_on_watch_end(&w2, CTL_EUNAVAIL);
+	ctl_watcher_next(&w2, &a);
+	CHECK_INT(a.delay_ms, first);
+	ctl_watcher_dispose(&w2);
+	ctl_watcher_dispose(&w);
+}
+
+TEST(watcher_list_failure_starts_over_after_backoff)
+{
+	struct ctl_watcher w;
+	struct ctl_watcher_action a;
+	ctl_watcher_init(&w, 100, 1000, 3);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(ctl_watcher_on_list(&w, CTL_EUNAVAIL, NULL), 0);
+	CHECK_INT(w.state, CTL_WATCHER_EMPTY);
+	CHECK_INT(w.failures, 1);
+	ctl_watcher_next(&w, &a);
+	CHECK_INT(a.kind, CTL_WATCHER_DO_LIST);
+	CHECK(a.delay_ms <= 100);
+	/* A list without a resourceVersion cannot be watched from. */
+	cJSON *p = page(NULL, NULL);
+	CHECK_INT(ctl_watcher_on_list(&w, 0, p), 0);
+	cJSON_Delete(p);
+	CHECK_INT(w.state, CTL_WATCHER_EMPTY);
+	ctl_watcher_dispose(&w);
+}
+
+/* --- a canned API server ------------------------------------------------- */
+
+struct canned {
+	int status;
+	const char *chunks[8]; /* written with a pause between each */
+	int hold;              /* then keep the stream open until the client leaves */
+	const char *match;     /* serve only a request line containing this; NULL: any */
+};
+
+#define MAX_REQUESTS 32
+
+struct fake {
+	int fd, port;
+	pthread_t thread;
+	const struct canned *replies;
+	size_t n_replies;
+	pthread_mutex_t mu;
+	char *requests[MAX_REQUESTS]; /* request line and headers */
+	int used[MAX_REQUESTS];       /* replies already served */
+	size_t n_requests;
+	atomic_int stop;
+};
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static char *read_request(int c)
+{
+	struct ctl_buf b = CTL_BUF_INIT;
+	char chunk[4096];
+	ctl_buf_init(&b, 1 << 20);
+	while (!strstr(ctl_buf_str(&b), "\r\n\r\n")) {
+		ssize_t n = recv(c, chunk, sizeof(chunk), 0);
+		if (n <= 0 || ctl_buf_append(&b, chunk, (size_t)n) != 0)
+			break;
+	}
+	return ctl_buf_detach(&b);
+}
+
+static void send_all(int c, const char *s)
+{
+	size_t len = strlen(s);
+	while (len) {
+		ssize_t n = send(c, s, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return;
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+static void *fake_run(void *arg)
+{
+	struct fake *f = arg;
+	static const struct canned unavailable = {503, {"{\"kind\":\"Status\",\"code\":503,\"reason\":\"ServiceUnavailable\"}"}, 0, NULL};
+	int held[MAX_REQUESTS];
+	size_t n_held = 0;
+	/* One connection at a time, but held streams stay open on the side
+	 * so a second namespace's list is not stuck behind the first watch. */
+	while (!atomic_load(&f->stop)) {
+		struct pollfd p[MAX_REQUESTS + 1] = {{.fd = f->fd, .events = POLLIN}};
+		for (size_t k = 0; k < n_held; k++)
+			p[k + 1] = (struct pollfd){.fd = held[k], .events = POLLIN};
+		if (poll(p, n_held + 1, 50) <= 0)
+			continue;
+		for (size_t k = n_held; k > 0; k--) {
+			char junk[256];
+			if (p[k].revents && recv(held[k - 1], junk, sizeof(junk), 0) <= 0) {
+				close(held[k - 1]); /* the client went away */
+				held[k - 1] = held[--n_held];
+			}
+		}
+		if (!p[0].revents)
+			continue;
+		int c = accept(f->fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		char *req = read_request(c);
+		pthread_mutex_lock(&f->mu);
+		size_t i = f->n_requests++;
+		if (i < MAX_REQUESTS)
+			f->requests[i] = req;
+		pthread_mutex_unlock(&f->mu);
+		/* The first unused reply that matches the request line. */
+		const struct canned *r = &unavailable;
+		const char *eol = strstr(req, "\r\n");
+		for (size_t k = 0; k < f->n_replies && k < MAX_REQUESTS; k++) {
+			const char *m = f->replies[k].match;
+			const char *hit = m ? strstr(req, m) : req;
+			if (!f->used[k] && hit && (!eol || hit < eol)) {
+				f->used[k] = 1;
+				r = &f->replies[k];
+				break;
+			}
+		}
+		char head[160];
+		snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d Canned\r\nContent-Type: application/json\r\nAudit-Id: audit-%zu\r\n"
+			 "Connection: close\r\n\r\n", r->status, i);
+		send_all(c, head);
+		for (size_t k = 0; k < 8 && r->chunks[k]; k++) {
+			if (k)
+				sleep_ms(30); /* separate writes, so curl sees separate chunks */
+			send_all(c, r->chunks[k]);
+		}
+		if (r->hold && n_held < MAX_REQUESTS)
+			held[n_held++] = c; /* open until the client leaves or we stop */
+		else
+			close(c);
+		if (i >= MAX_REQUESTS)
+			free(req);
+	}
+	for (size_t k = 0; k < n_held; k++)
+		close(held[k]);
+	return NULL;
+}
+
+static void fake_start(struct fake *f, const struct canned *replies, size_t n)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(addr);
+	memset(f, 0, sizeof(*f));
+	f->replies = replies;
+	f->n_replies = n;
+	pthread_mutex_init(&f->mu, NULL);
+	f->fd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(f->fd >= 0);
+	CHECK_INT(bind(f->fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	CHECK_INT(listen(f->fd, 16), 0);
+	getsockname(f->fd, (struct sockaddr *)&addr, &len);
+	f->port = ntohs(addr.sin_port);
+	pthread_create(&f->thread, NULL, fake_run, f);
+}
+
+static void fake_stop(struct fake *f)
+{
+	atomic_store(&f->stop, 1);
+	pthread_join(f->thread, NULL);
+	close(f->fd);
+	for (size_t i = 0; i < f->n_requests && i < MAX_REQUESTS; i++)
+		free(f->requests[i]);
+	pthread_mutex_destroy(&f->mu);
+}
+
+static size_t fake_count(struct fake *f)
+{
+	pthread_mutex_lock(&f->mu);
+	size_t n = f->n_requests;
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
+/* Does request i's first line contain s? */
+static int fake_request_has(struct fake *f, size_t i, const char *s)
+{
+	pthread_mutex_lock(&f->mu);
+	const char *r = i < f->n_requests && i < MAX_REQUESTS ? f->requests[i] : "";
+	const char *eol = strstr(r, "\r\n");
+	const char *hit = strstr(r, s);
+	int found = hit && (!eol || hit < eol);
+	pthread_mutex_unlock(&f->mu);
+	return found;
+}
+
+static void curl_once(void)
+{
+	static int done;
+	if (!done) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		atexit(curl_global_cleanup);
+		done = 1;
+	}
+}
+
+static struct ctl_kube_client *fake_client(const struct fake *f)
+{
+	struct ctl_kubeconfig *cfg;
+	struct ctl_kube_client *c;
+	char *yaml = xasprintf("current-context: t\n"
+			       "contexts: [{name: t, context: {cluster: t, user: t}}]\n"
+			       "clusters: [{name: t, cluster: {server: 'http://127.0.0.1:%d'}}]\n"
+			       "users: [{name: t, user: {token: secret}}]\n", f->port);
+	curl_once();
+	CHECK_INT(ctl_kubeconfig_parse(&cfg, yaml, strlen(yaml), NULL, NULL), 0);
+	CHECK_INT(ctl_kube_client_new(&c, cfg), 0);
+	free(yaml);
+	return c;
+}
+
+/* --- the informer end to end --------------------------------------------- */
+
+struct seen {
+	pthread_mutex_t mu;
+	int adds, updates, deletes;
+	char last_delete[64];
+};
+
+static void seen_add(const char *key, const struct ctl_obj *obj, void *arg)
+{
+	struct seen *s = arg;
+	pthread_mutex_lock(&s->mu);
+	s->adds++;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void seen_update(const char *key, const struct ctl_obj *old, const struct ctl_obj *obj, void *arg)
+{
+	struct seen *s = arg;
+	pthread_mutex_lock(&s->mu);
+	s->updates++;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void seen_delete(const char *key, const struct ctl_obj *old, void *arg)
+{
+	struct seen *s = arg;
+	pthread_mutex_lock(&s->mu);
+	s->deletes++;
+	snprintf(s->last_delete, sizeof(s->last_delete), "%s", key);
+	pthread_mutex_unlock(&s->mu);
+}
+
+#define THING(name, rv) "{\"metadata\":{\"namespace\":\"ns\",\"name\":\"" name "\",\"resourceVersion\":\"" rv "\"}}"
+#define EVENT(type, obj) "{\"type\":\"" type "\",\"object\":" obj "}\n"
+
+TEST(informer_relists_after_gone_and_reports_what_was_deleted_meanwhile)
+{
+	static const struct canned script[] = {
+		/* 0: the list */
+		{200, {"{\"kind\":\"ThingList\",\"apiVersion\":\"example.com/v1\",\"metadata\":{\"resourceVersion\":\"10\"},"
+		       "\"items\":[" THING("a", "5") "," THING("b", "6") "]}"}, 0, NULL},
+		/* 1: a watch, split mid-line, a bookmark, then a normal end */
+		{200, {EVENT("ADDED", THING("c", "11")) "{\"type\":\"MODI",
+		       "FIED\",\"object\":" THING("a", "12") "}\n" EVENT("BOOKMARK", "{\"metadata\":{\"resourceVersion\":\"15\"}}")}, 0, NULL},
+		/* 2: the resume from the bookmark: too old */
+		{200, {ERROR_410 "\n"}, 0, NULL},
+		/* 3: the relist: b was deleted while we were away */
+		{200, {"{\"kind\":\"ThingList\",\"apiVersion\":\"example.com/v1\",\"metadata\":{\"resourceVersion\":\"20\"},"
+		       "\"items\":[" THING("a", "12") "," THING("c", "11") "]}"}, 0, NULL},
+		/* 4: a quiet stream, open until we stop */
+		{200, {""}, 1, NULL},
+	};
+	struct fake f;
+	struct seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct ctl_informer *inf;
+	fake_start(&f, script, sizeof(script) / sizeof(script[0]));
+	struct ctl_kube_client *c = fake_client(&f);
+	const char *const namespaces[] = {"ns", NULL};
+	struct ctl_informer_opts opts = {
+		.gvr = {"example.com", "v1", "things"},
+		.namespaces = namespaces,
+		.backoff_base_ms = 10,
+	};
+	struct ctl_informer_handlers h = {seen_add, seen_update, seen_delete, &seen};
+	CHECK_INT(ctl_informer_new(&inf, c, &opts, &h), 0);
+	CHECK_INT(ctl_informer_has_synced(inf), 0);
+	CHECK_INT(ctl_informer_start(inf), 0);
+	CHECK_INT(ctl_informer_wait_synced(inf, 5000), 0);
+	for (int i = 0; i < 500 && fake_count(&f) < 5; i++)
+		sleep_ms(10);
+	sleep_ms(100); /* let the relist's callbacks run */
+	CHECK_INT(fake_count(&f), 5);
+
+	CHECK(fake_request_has(&f, 0, "GET /apis/example.com/v1/namespaces/ns/things?limit=500 "));
+	CHECK(fake_request_has(&f, 1, "watch=true&resourceVersion=10&allowWatchBookmarks=true&timeoutSeconds=290"));
+	CHECK(fake_request_has(&f, 2, "resourceVersion=15"));
+	CHECK(!fake_request_has(&f, 3, "watch=true"));
+	CHECK(fake_request_has(&f, 4, "resourceVersion=20"));
+
+	struct ctl_obj *o;
+	struct ctl_store *s = ctl_informer_store(inf);
+	CHECK_INT(ctl_store_len(s), 2);
+	CHECK_INT(ctl_store_get(&o, s, "ns/b"), CTL_ENOTFOUND);
+	CHECK_INT(ctl_store_get(&o, s, "ns/a"), 0);
+	CHECK_STR(o->resource_version, "12");
+	CHECK(cJSON_GetObjectItem(o->json, "kind") && strcmp(cJSON_GetObjectItem(o->json, "kind")->valuestring, "Thing") == 0);
+	ctl_obj_unref(o);
+
+	pthread_mutex_lock(&seen.mu);
+	CHECK_INT(seen.adds, 3);    /* a, b from the list; c from the watch */
+	CHECK_INT(seen.updates, 1); /* a at 12; the relist finds a and c unchanged */
+	CHECK_INT(seen.deletes, 1);
+	CHECK_STR(seen.last_delete, "ns/b");
+	pthread_mutex_unlock(&seen.mu);
+
+	struct ctl_informer_stats st;
+	ctl_informer_stats(inf, &st);
+	CHECK_INT(st.lists, 2);
+	CHECK_INT(st.relists, 1);
+	CHECK_INT(st.watch_starts, 3);
+	CHECK_INT(st.watch_restarts, 2);
+	CHECK_INT(st.events, 4);
+
+	/* The quiet stream is still open: stop must abort it, and promptly. */
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ctl_informer_stop(inf);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK(t1.tv_sec - t0.tv_sec < 3);
+	ctl_informer_free(inf);
+	ctl_kube_client_free(c);
+	fake_stop(&f);
+}
+
+TEST(informer_with_two_namespaces_syncs_both)
+{
+	static const struct canned script[] = {
+		{200, {"{\"kind\":\"ThingList\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}"}, 0, "?limit="},
+		{200, {"{\"kind\":\"ThingList\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}"}, 0, "?limit="},
+		{200, {""}, 1, "watch=true"},
+		{200, {""}, 1, "watch=true"},
+	};
+	struct fake f;
+	struct ctl_informer *inf;
+	fake_start(&f, script, 4);
+	struct ctl_kube_client *c = fake_client(&f);
+	const char *const namespaces[] = {"x", "y", NULL};
+	struct ctl_informer_opts opts = {.gvr = {"", "v1", "things"}, .namespaces = namespaces};
+	CHECK_INT(ctl_informer_new(&inf, c, &opts, NULL), 0);
+	CHECK_INT(ctl_informer_start(inf), 0);
+	CHECK_INT(ctl_informer_wait_synced(inf, 5000), 0);
+	CHECK_INT(ctl_informer_has_synced(inf), 1);
+	/* One thread per namespace, in whatever order they got there. */
+	int lists_x = 0, lists_y = 0;
+	for (size_t i = 0; i < fake_count(&f); i++) {
+		lists_x += fake_request_has(&f, i, "/api/v1/namespaces/x/things?limit=");
+		lists_y += fake_request_has(&f, i, "/api/v1/namespaces/y/things?limit=");
+	}
+	CHECK_INT(lists_x, 1);
+	CHECK_INT(lists_y, 1);
+	ctl_informer_free(inf);
+	ctl_kube_client_free(c);
+	fake_stop(&f);
+}
+
+/* --- the streaming GET --------------------------------------------------- */
+
+struct got {
+	struct ctl_buf data;
+};
+
+static int take(const char *data, size_t len, void *arg)
+{
+	struct got *g = arg;
+	return ctl_buf_append(&g->data, data, len);
+}
+
+TEST(kube_watch_declares_a_silent_stream_dead)
+{
+	static const struct canned script[] = {{200, {"{\"type\":\"BOOKMARK\",\"object\":{}}\n"}, 1, NULL}};
+	struct fake f;
+	struct got g = {CTL_BUF_INIT};
+	fake_start(&f, script, 1);
+	struct ctl_kube_client *c = fake_client(&f);
+	struct ctl_gvr gvr = {"", "v1", "pods"};
+	struct ctl_kube_watch_opts o = {.resource_version = "1", .idle_timeout_ms = 300};
+	CHECK_INT(ctl_kube_watch(c, &gvr, "ns", &o, take, &g), CTL_EUNAVAIL);
+	CHECK_STR(ctl_error_last()->reason, "Timeout");
+	CHECK(strstr(ctl_buf_str(&g.data), "BOOKMARK") != NULL);
+	ctl_buf_dispose(&g.data);
+	ctl_kube_client_free(c);
+	fake_stop(&f);
+}
+
+struct canceler {
+	atomic_int *flag;
+};
+
+static void *cancel_soon(void *arg)
+{
+	struct canceler *k = arg;
+	sleep_ms(200);
+	atomic_store(k->flag, 1);
+	return NULL;
+}
+
+TEST(kube_watch_aborts_when_canceled_from_another_thread)
+{
+	static const struct canned script[] = {{200, {""}, 1, NULL}};
+	struct fake f;
+	struct got g = {CTL_BUF_INIT};
+	atomic_int flag = 0;
+	struct canceler k = {&flag};
+	pthread_t t;
+	fake_start(&f, script, 1);
+	struct ctl_kube_client *c = fake_client(&f);
+	struct ctl_gvr gvr = {"", "v1", "pods"};
+	struct ctl_kube_watch_opts o = {.cancel = &flag};
+	pthread_create(&t, NULL, cancel_soon, &k);
+	CHECK_INT(ctl_kube_watch(c, &gvr, NULL, &o, take, &g), CTL_ERR);
+	CHECK_STR(ctl_error_last()->reason, "Canceled");
+	pthread_join(t, NULL);
+	ctl_buf_dispose(&g.data);
+	ctl_kube_client_free(c);
+	fake_stop(&f);
+}
+
+TEST(kube_watch_http_410_is_gone)
+{
+	static const struct canned script[] = {
+		{410, {"{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"Expired\",\"message\":\"too old\",\"code\":410}"}, 0, NULL},
+	};
+	struct fake f;
+	struct got g = {CTL_BUF_INIT};
+	fake_start(&f, script, 1);
+	struct ctl_kube_client *c = fake_client(&f);
+	struct ctl_gvr gvr = {"", "v1", "pods"};
+	struct ctl_kube_watch_opts o = {.resource_version = "1"};
+	CHECK_INT(ctl_kube_watch(c, &gvr, NULL, &o, take, &g), CTL_EGONE);
+	CHECK_STR(ctl_error_last()->reason, "Expired");
+	CHECK_STR(ctl_error_last()->message, "too old");
+	CHECK_INT(ctl_error_last()->http_status, 410);
+	CHECK_STR(ctl_error_last()->request_id, "audit-0");
+	CHECK_INT(g.data.len, 0); /* an error body never reaches the framer */
+	ctl_buf_dispose(&g.data);
+	ctl_kube_client_free(c);
+	fake_stop(&f);
+}
+
+TEST_MAIN(T(watcher_lists_then_watches_from_the_list_version), T(watcher_follows_continue_pages),
+	  T(watcher_expired_continue_token_restarts_the_list), T(watcher_bookmark_advances_the_resume_point),
+	  T(watcher_resumes_at_once_after_a_normal_end), T(watcher_empty_stream_end_backs_off),
+	  T(watcher_error_410_event_relists), T(watcher_http_410_relists),
+	  T(watcher_other_error_event_rewatches_after_backoff),
+	  T(watcher_backoff_doubles_with_full_jitter_up_to_the_cap),
+	  T(watcher_list_failure_starts_over_after_backoff),
+	  T(informer_relists_after_gone_and_reports_what_was_deleted_meanwhile),
+	  T(informer_with_two_namespaces_syncs_both), T(kube_watch_declares_a_silent_stream_dead),
+	  T(kube_watch_aborts_when_canceled_from_another_thread), T(kube_watch_http_410_is_gone))

@@ -1,0 +1,129 @@
+/* Unit tests for reconcilers/options.c: flags, environment, defaults. */
+#include "test.h"
+
+#include "error.h"
+#include "options.h"
+
+static const char *env_table[][2] = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}, {NULL, NULL}};
+
+static const char *fake_env(const char *name)
+{
+	for (size_t i = 0; i < sizeof(env_table) / sizeof(env_table[0]); i++)
+		if (env_table[i][0] && !strcmp(env_table[i][0], name))
+			return env_table[i][1];
+	return NULL;
+}
+
+static void env_set(int i, const char *k, const char *v)
+{
+	env_table[i][0] = k;
+	env_table[i][1] = v;
+}
+
+static void env_clear(void)
+{
+	for (int i = 0; i < 4; i++)
+		env_set(i, NULL, NULL);
+}
+
+TEST(options_defaults)
+{
+	env_clear();
+	struct options o;
+	char *argv[] = {"acrpool-controller", NULL};
+	CHECK_INT(options_parse(&o, 1, argv, fake_env), 0);
+	CHECK(o.kubeconfig == NULL);
+	CHECK_INT(o.workers, 4);
+	CHECK_INT(o.resync_ms, 600000);
+	CHECK(!o.leader_elect);
+	CHECK_INT(o.lease_duration_ms, 15000);
+	CHECK_INT(o.renew_deadline_ms, 10000);
+	CHECK_INT(o.retry_period_ms, 2000);
+	CHECK_STR(o.metrics_bind_address, ":8080");
+	CHECK_STR(o.health_bind_address, ":8081");
+	CHECK_STR(o.leader_election_id, "acrpool-controller");
+	options_dispose(&o);
+}
+
+TEST(options_flag_beats_env_beats_default)
+{
+	env_clear();
+	env_set(0, "ACRPOOL_WORKERS", "8");
+	env_set(1, "KUBECONFIG", "/env/kubeconfig");
+	env_set(2, "ACRPOOL_ARM_ENDPOINT", "http://127.0.0.1:9999");
+	struct options o;
+	char *argv[] = {"x", "--workers=2", "--leader-elect", "--resync-period", "30s", NULL};
+	CHECK_INT(options_parse(&o, 5, argv, fake_env), 0);
+	CHECK_INT(o.workers, 2);
+	CHECK(o.leader_elect);
+	CHECK_INT(o.resync_ms, 30000);
+	CHECK_STR(o.kubeconfig, "/env/kubeconfig");
+	CHECK_STR(o.arm_endpoint, "http://127.0.0.1:9999");
+	options_dispose(&o);
+}
+
+TEST(options_acrpool_env_beats_well_known_env)
+{
+	env_clear();
+	env_set(0, "KUBECONFIG", "/a");
+	env_set(1, "ACRPOOL_KUBECONFIG", "/b");
+	struct options o;
+	char *argv[] = {"x", NULL};
+	CHECK_INT(options_parse(&o, 1, argv, fake_env), 0);
+	CHECK_STR(o.kubeconfig, "/b");
+	options_dispose(&o);
+}
+
+TEST(options_bad_values_name_the_flag)
+{
+	env_clear();
+	struct options o;
+	char *a1[] = {"x", "--workers=zero", NULL};
+	CHECK_INT(options_parse(&o, 2, a1, fake_env), CTL_EINVALID);
+	CHECK(strstr(ctl_error_last()->message, "--workers") != NULL);
+	options_dispose(&o);
+	char *a2[] = {"x", "--no-such-flag", NULL};
+	CHECK_INT(options_parse(&o, 2, a2, fake_env), CTL_EINVALID);
+	CHECK(strstr(ctl_error_last()->message, "no-such-flag") != NULL);
+	options_dispose(&o);
+	env_set(0, "ACRPOOL_RESYNC_PERIOD", "soon");
+	char *a3[] = {"x", NULL};
+	CHECK_INT(options_parse(&o, 1, a3, fake_env), CTL_EINVALID);
+	CHECK(strstr(ctl_error_last()->message, "ACRPOOL_RESYNC_PERIOD") != NULL);
+	options_dispose(&o);
+	env_clear();
+	char *a4[] = {"x", "--renew-deadline=20s", NULL};
+	CHECK_INT(options_parse(&o, 2, a4, fake_env), CTL_EINVALID);
+	options_dispose(&o);
+	char *a5[] = {"x", "--workers", NULL};
+	CHECK_INT(options_parse(&o, 2, a5, fake_env), CTL_EINVALID);
+	options_dispose(&o);
+}
+
+TEST(options_durations)
+{
+	long ms = 0;
+	CHECK_INT(options_parse_duration("250ms", &ms), 0);
+	CHECK_INT(ms, 250);
+	CHECK_INT(options_parse_duration("1h30m", &ms), 0);
+	CHECK_INT(ms, 5400000);
+	CHECK_INT(options_parse_duration("45", &ms), 0);
+	CHECK_INT(ms, 45000);
+	CHECK_INT(options_parse_duration("10x", &ms), CTL_EINVALID);
+	CHECK_INT(options_parse_duration("-5s", &ms), CTL_EINVALID);
+	CHECK_INT(options_parse_duration("", &ms), CTL_EINVALID);
+	CHECK_INT(options_parse_duration("5s3", &ms), CTL_EINVALID);
+	CHECK_INT(options_parse_duration("99999999999999999999s", &ms), CTL_EINVALID);
+}
+
+TEST(options_usage_lists_every_flag)
+{
+	const char *u = options_usage();
+	CHECK(strstr(u, "--kubeconfig") && strstr(u, "--namespaces") && strstr(u, "--workers"));
+	CHECK(strstr(u, "--leader-elect") && strstr(u, "--arm-endpoint") && strstr(u, "--authority-host"));
+	CHECK(strstr(u, "--metrics-bind-address") && strstr(u, "--log-level"));
+}
+
+TEST_MAIN(T(options_defaults), T(options_flag_beats_env_beats_default),
+	  T(options_acrpool_env_beats_well_known_env), T(options_bad_values_name_the_flag),
+	  T(options_durations), T(options_usage_lists_every_flag))
