@@ -10,6 +10,9 @@
 #                               wait until ready, write DIR/admin.kubeconfig and
 #                               DIR/env (sourceable: KUBECONFIG, ports, PIDs)
 #   testenv.sh stop DIR         stop both and remove their data
+#   testenv.sh restart-apiserver DIR
+#                               restart kube-apiserver alone (fault tests);
+#                               TESTENV_COMPACT=1 compacts etcd meanwhile
 #
 # The binaries are cached outside the repository, keyed by the pinned
 # versions and a hash of the wrapper modules, so a change of pin rebuilds.
@@ -91,8 +94,57 @@ gen_certs() {
 	)
 }
 
+# start_apiserver DIR: run kube-apiserver against DIR's etcd on DIR's port
+# and wait until it is ready. Used by start and restart-apiserver.
+start_apiserver() {
+	local d=$1 bin ep ap adv=()
+	bin=$(bindir); ep=$(cat "$d/etcd.port"); ap=$(cat "$d/apiserver.port")
+	# kube-apiserver refuses a loopback advertise address and otherwise takes
+	# the default route's; with no default route (a bare network namespace)
+	# give it a documentation address: it is only written into the
+	# `kubernetes` Endpoints, nothing connects to it.
+	ip route show default 2>/dev/null | grep -q . || adv=(--advertise-address=192.0.2.10)
+	# shellcheck disable=SC2086
+	"$bin/kube-apiserver" \
+		--etcd-servers="http://127.0.0.1:$ep" \
+		--secure-port="$ap" --bind-address=127.0.0.1 "${adv[@]}" \
+		--tls-cert-file="$d/apiserver.crt" --tls-private-key-file="$d/apiserver.key" \
+		--client-ca-file="$d/ca.crt" \
+		--service-account-issuer="https://127.0.0.1:$ap/" \
+		--service-account-key-file="$d/sa.pub" --service-account-signing-key-file="$d/sa.key" \
+		--authorization-mode=RBAC \
+		--service-cluster-ip-range=10.0.0.0/24 \
+		--disable-admission-plugins=ServiceAccount \
+		--cert-dir="$d/certs" \
+		${TESTENV_APISERVER_ARGS:-} >>"$d/apiserver.log" 2>&1 &
+	echo $! >"$d/apiserver.pid"
+	# Authenticated probe: anonymous /readyz can be 401/403 until the RBAC
+	# bootstrap roles exist.
+	wait_for apiserver 120 curl -fsS --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" \
+		"https://127.0.0.1:$ap/readyz"
+}
+
+# restart-apiserver DIR: kill kube-apiserver (SIGKILL, as a crash) and start
+# it again on the same port; etcd keeps running. With TESTENV_COMPACT=1, etcd is compacted to
+# its current revision while the API server is down, so every client that
+# resumes a watch from before gets 410 Gone and must relist.
+cmd_restart_apiserver() {
+	local d=${1:?usage: testenv.sh restart-apiserver DIR} ep rev
+	stop_pid "$d/apiserver.pid" KILL
+	if [ "${TESTENV_COMPACT:-}" = 1 ]; then
+		ep=$(cat "$d/etcd.port")
+		# etcd's JSON gateway: read the current revision, then compact to it.
+		rev=$(curl -fsS -X POST "http://127.0.0.1:$ep/v3/kv/range" -d '{"key":"AA=="}' |
+			python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])')
+		curl -fsS -X POST "http://127.0.0.1:$ep/v3/kv/compaction" \
+			-d "{\"revision\": \"$rev\", \"physical\": true}" >/dev/null
+	fi
+	start_apiserver "$d" || { tail -20 "$d/apiserver.log" >&2; die "kube-apiserver did not come back"; }
+	sed -i "s/^export TESTENV_APISERVER_PID=.*/export TESTENV_APISERVER_PID=$(cat "$d/apiserver.pid")/" "$d/env"
+}
+
 cmd_start() {
-	local d=${1:?usage: testenv.sh start DIR} bin ep pp ap adv=() t0
+	local d=${1:?usage: testenv.sh start DIR} bin ep pp ap t0
 	t0=$(date +%s%N)
 	cmd_build
 	bin=$(bindir)
@@ -110,28 +162,9 @@ cmd_start() {
 	wait_for etcd 60 curl -fsS "http://127.0.0.1:$ep/health" ||
 		{ tail -20 "$d/etcd.log" >&2; cmd_stop "$d"; die "etcd did not become healthy"; }
 
-	# kube-apiserver refuses a loopback advertise address and otherwise takes
-	# the default route's; with no default route (a bare network namespace)
-	# give it a documentation address: it is only written into the
-	# `kubernetes` Endpoints, nothing connects to it.
-	ip route show default 2>/dev/null | grep -q . || adv=(--advertise-address=192.0.2.10)
-	"$bin/kube-apiserver" \
-		--etcd-servers="http://127.0.0.1:$ep" \
-		--secure-port="$ap" --bind-address=127.0.0.1 "${adv[@]}" \
-		--tls-cert-file="$d/apiserver.crt" --tls-private-key-file="$d/apiserver.key" \
-		--client-ca-file="$d/ca.crt" \
-		--service-account-issuer="https://127.0.0.1:$ap/" \
-		--service-account-key-file="$d/sa.pub" --service-account-signing-key-file="$d/sa.key" \
-		--authorization-mode=RBAC \
-		--service-cluster-ip-range=10.0.0.0/24 \
-		--disable-admission-plugins=ServiceAccount \
-		--cert-dir="$d/certs" \
-		${TESTENV_APISERVER_ARGS:-} >"$d/apiserver.log" 2>&1 &
-	echo $! >"$d/apiserver.pid"
-	# Authenticated probe: anonymous /readyz can be 401/403 until the RBAC
-	# bootstrap roles exist.
-	wait_for apiserver 120 curl -fsS --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" \
-		"https://127.0.0.1:$ap/readyz" ||
+	echo "$ep" >"$d/etcd.port"
+	echo "$ap" >"$d/apiserver.port"
+	start_apiserver "$d" ||
 		{ tail -20 "$d/apiserver.log" >&2; cmd_stop "$d"; die "kube-apiserver did not become ready"; }
 
 	local k="$d/admin.kubeconfig" kc="$bin/kubectl"
@@ -164,13 +197,17 @@ ENV
 	echo "testenv: control plane up at https://127.0.0.1:$ap in $(( ($(date +%s%N) - t0) / 1000000 )) ms; source $d/env" >&2
 }
 
+# stop_pid FILE [SIG]: signal the process (SIGTERM by default), give it 5 s,
+# then SIGKILL. kube-apiserver drains open watches for up to a minute on
+# SIGTERM; nothing here needs that.
 stop_pid() {
-	local f=$1 pid
+	local f=$1 sig=${2:-TERM} pid
 	[ -f "$f" ] || return 0
 	pid=$(cat "$f")
-	if kill "$pid" 2>/dev/null; then
-		for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -"$sig" "$pid" 2>/dev/null; then
+		for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$pid" 2>/dev/null || true
+		for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	fi
 	rm -f "$f"
 }
@@ -190,5 +227,6 @@ build) cmd_build ;;
 bindir) bindir ;;
 start) shift; cmd_start "$@" ;;
 stop) shift; cmd_stop "$@" ;;
-*) die "usage: testenv.sh build|bindir|start DIR|stop DIR" ;;
+restart-apiserver) shift; cmd_restart_apiserver "$@" ;;
+*) die "usage: testenv.sh build|bindir|start DIR|stop DIR|restart-apiserver DIR" ;;
 esac
