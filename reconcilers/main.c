@@ -1,17 +1,316 @@
 /*
  * main.c: acrpool-controller, the operator binary.
+ *
+ * Wiring only: parse flags, connect to the API server, build the shared
+ * context, hand informers and controllers to the manager, run it until
+ * SIGTERM (or lost leadership), then tear down in reverse.
  */
+#include "app.h"
+#include "error.h"
 #include "log.h"
+#include "manager.h"
+#include "objects.h"
+#include "options.h"
+#include "queue.h"
+#include "xalloc.h"
 
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Informer handlers: level-based, they only enqueue keys. A change to a
+ * Registry concerns every AgentPool that references it (quota, Premium,
+ * credentials); a change to an AgentPool concerns its Registry's vCPU
+ * figures. */
+static void enqueue_pools_of_registry(struct app *a, const struct ctl_obj *reg)
+{
+	struct ctl_obj **objs;
+	size_t n;
+	ctl_store_list(&objs, &n, ctl_informer_store(a->agentpools));
+	for (size_t i = 0; i < n; i++) {
+		const char *ref = ctl_obj_string(objs[i], "spec.registryRef.name");
+		if (ref && !strcmp(objs[i]->namespace, reg->namespace) && !strcmp(ref, reg->name))
+			ctl_queue_add(ctl_controller_queue(a->agentpool_ctl), objs[i]->key);
+	}
+	ctl_store_list_free(objs, n);
+}
+
+static void registry_changed(const char *key, const struct ctl_obj *obj, void *arg)
+{
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->registry_ctl), key);
+	if (obj)
+		enqueue_pools_of_registry(a, obj);
+}
+
+static void registry_add(const char *key, const struct ctl_obj *obj, void *arg)
+{
+	registry_changed(key, obj, arg);
+}
+
+static void registry_update(const char *key, const struct ctl_obj *old, const struct ctl_obj *obj, void *arg)
+{
+	(void)old;
+	/* Our own status writes on the Registry must not stir every pool:
+	 * only a spec change (generation) concerns them. */
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->registry_ctl), key);
+	if (!old || old->generation != obj->generation)
+		enqueue_pools_of_registry(a, obj);
+}
+
+static void registry_delete(const char *key, const struct ctl_obj *old, void *arg)
+{
+	registry_changed(key, old, arg);
+}
+
+static void pool_changed(const char *key, const struct ctl_obj *obj, void *arg)
+{
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->agentpool_ctl), key);
+	const char *ref = obj ? ctl_obj_string(obj, "spec.registryRef.name") : NULL;
+	if (ref) {
+		char *rk = ctl_obj_key(obj->namespace, ref);
+		ctl_queue_add(ctl_controller_queue(a->registry_ctl), rk);
+		free(rk);
+	}
+}
+
+static void pool_add(const char *key, const struct ctl_obj *obj, void *arg)
+{
+	pool_changed(key, obj, arg);
+}
+
+static void pool_update(const char *key, const struct ctl_obj *old, const struct ctl_obj *obj, void *arg)
+{
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->agentpool_ctl), key);
+	/* The Registry's vCPU figures follow the pools' counts in status. */
+	const cJSON *oc = old ? ctl_obj_field(old, "status.count") : NULL;
+	const cJSON *nc = ctl_obj_field(obj, "status.count");
+	if (!old || !cJSON_Compare(oc, nc, true))
+		pool_changed(key, obj, arg);
+}
+
+static void pool_delete(const char *key, const struct ctl_obj *old, void *arg)
+{
+	pool_changed(key, old, arg);
+}
+
+static void kube_metrics(const char *verb, const char *resource, const char *host, long status, double seconds,
+			 void *arg)
+{
+	(void)resource;
+	if (!strcmp(verb, "WATCH"))
+		return; /* a watch's duration is not a latency */
+	char code[16];
+	snprintf(code, sizeof(code), "%ld", status);
+	ctl_metrics_rest_client_observe(arg, host, verb, status ? code : "<error>", seconds);
+}
+
+struct azure_metrics {
+	struct ctl_metric *requests, *latency;
+};
+
+static void arm_metrics(const char *method, const char *operation, long status, double seconds, void *arg)
+{
+	struct azure_metrics *m = arg;
+	char code[16];
+	snprintf(code, sizeof(code), "%ld", status);
+	const char *labels[] = {operation, method, status ? code : "<error>", NULL};
+	ctl_metric_inc(m->requests, labels);
+	const char *hl[] = {operation, NULL};
+	ctl_metric_observe(m->latency, hl, seconds);
+}
+
+struct sigctx {
+	sigset_t set;
+	struct ctl_manager *m;
+};
+
+static void *signal_thread(void *arg)
+{
+	struct sigctx *s = arg;
+	int sig;
+	if (sigwait(&s->set, &sig) == 0 && sig != SIGUSR1) {
+		ctl_log(CTL_LOG_INFO, "signal received; shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+			NULL);
+		ctl_manager_stop(s->m);
+	}
+	return NULL;
+}
+
+static char *split_namespaces(const char *list, const char ***out)
+{
+	char *copy = xstrdup(list ? list : "");
+	size_t n = 0;
+	const char **v = xcalloc(strlen(copy) / 2 + 2, sizeof(*v));
+	for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if (*tok)
+			v[n++] = tok;
+	}
+	v[n] = NULL;
+	*out = v;
+	return copy;
+}
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		printf("acrpool-controller %s\n", ACRPOOL_VERSION);
+	struct options opts;
+	struct app a = {.opts = &opts};
+	struct ctl_kubeconfig *cfg = NULL;
+	struct ctl_manager *m = NULL;
+	struct azure_metrics am = {0};
+	const char **namespaces = NULL;
+	char *ns_buf = NULL;
+	int rc = 1;
+
+	/* Signals go to one thread that sigwaits; block them before any
+	 * thread exists so all inherit the mask. */
+	struct sigctx sc;
+	sigemptyset(&sc.set);
+	sigaddset(&sc.set, SIGTERM);
+	sigaddset(&sc.set, SIGINT);
+	sigaddset(&sc.set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
+
+	if (options_parse(&opts, argc, argv, NULL) != 0) {
+		fprintf(stderr, "acrpool-controller: %s\n", ctl_error_last()->message);
+		options_dispose(&opts);
+		return 2;
+	}
+	if (opts.show_help) {
+		fputs(options_usage(), stdout);
+		options_dispose(&opts);
 		return 0;
 	}
-	ctl_log(CTL_LOG_INFO, "acrpool-controller starting", "version", ACRPOOL_VERSION, NULL);
-	return 0;
+	if (opts.show_version) {
+		printf("acrpool-controller %s\n", ACRPOOL_VERSION);
+		options_dispose(&opts);
+		return 0;
+	}
+	enum ctl_log_level level;
+	if (ctl_log_parse_level(opts.log_level, &level) != 0) {
+		fprintf(stderr, "acrpool-controller: --log-level: \"%s\" is not debug, info, warn or error\n",
+			opts.log_level);
+		options_dispose(&opts);
+		return 2;
+	}
+	ctl_log_set_level(level);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	if (ctl_kubeconfig_auto(&cfg, opts.kubeconfig && *opts.kubeconfig ? opts.kubeconfig : NULL, opts.context) != 0 ||
+	    ctl_kube_client_new(&a.kube, cfg) != 0) {
+		ctl_log(CTL_LOG_ERROR, "cannot connect to the API server", "error", ctl_error_last()->message, NULL);
+		goto out;
+	}
+	char host[256];
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "acrpool-controller");
+	const char *identity = getenv("POD_NAME") && *getenv("POD_NAME") ? getenv("POD_NAME") : host;
+	const char *lease_ns = opts.leader_election_namespace && *opts.leader_election_namespace
+		? opts.leader_election_namespace : ctl_kube_client_namespace(a.kube);
+
+	struct ctl_manager_opts mo = {
+		.metrics_address = opts.metrics_bind_address,
+		.health_address = opts.health_bind_address,
+		.grace_period_ns = opts.shutdown_grace_ms * 1000000LL,
+		.leader_elect = opts.leader_elect,
+		.leader = {
+			.namespace = lease_ns,
+			.name = opts.leader_election_id,
+			.identity = identity,
+			.lease_duration_ns = opts.lease_duration_ms * 1000000LL,
+			.renew_deadline_ns = opts.renew_deadline_ms * 1000000LL,
+			.retry_period_ns = opts.retry_period_ms * 1000000LL,
+		},
+	};
+	if (ctl_manager_new(&m, a.kube, &mo) != 0) {
+		ctl_log(CTL_LOG_ERROR, "cannot set up the manager", "error", ctl_error_last()->message, NULL);
+		goto out;
+	}
+	a.metrics = ctl_manager_metrics(m);
+	ctl_kube_client_set_metrics(a.kube, kube_metrics, a.metrics);
+	static const char *const pool_labels[] = {"namespace", "name", NULL};
+	ctl_metrics_gauge(&a.pool_count, a.metrics, "acrpool_agentpool_count",
+			  "Instances Azure reports for the pool.", pool_labels);
+	ctl_metrics_gauge(&a.pool_desired, a.metrics, "acrpool_agentpool_desired_count",
+			  "Instances the operator drives the pool to.", pool_labels);
+	ctl_metrics_gauge(&a.pool_queued, a.metrics, "acrpool_agentpool_queued_runs",
+			  "Runs waiting in the pool's queue (listQueueStatus).", pool_labels);
+	static const char *const arm_labels[] = {"operation", "method", "code", NULL};
+	static const char *const arm_hist_labels[] = {"operation", NULL};
+	static const double buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+	ctl_metrics_counter(&am.requests, a.metrics, "acrpool_azure_requests_total",
+			    "Azure Resource Manager HTTP attempts, by operation, method and status code.", arm_labels);
+	ctl_metrics_histogram(&am.latency, a.metrics, "acrpool_azure_request_duration_seconds",
+			      "Azure Resource Manager request latency.", arm_hist_labels, buckets,
+			      sizeof(buckets) / sizeof(buckets[0]));
+
+	struct azure_options ao = {
+		.arm_endpoint = opts.arm_endpoint,
+		.authority_host = opts.authority_host,
+		.imds_endpoint = opts.imds_endpoint,
+		/* Fresh enough that every resync sees Azure anew (drift), old
+		 * enough that all pools of a registry share one read. */
+		.snapshot_max_age_ns = opts.resync_ms * 1000000LL / 2,
+		.metrics = arm_metrics,
+		.metrics_arg = &am,
+	};
+	azure_new(&a.azure, a.kube, &ao);
+	struct ctl_recorder_opts ro = {.controller = "acrpool.dev/acrpool-controller", .instance = identity};
+	ctl_recorder_new(&a.recorder, a.kube, &ro);
+
+	static const struct ctl_reconciler registry_rec = {"registry", registry_reconcile, app_list_keys_registries};
+	static const struct ctl_reconciler agentpool_rec = {"agentpool", agentpool_reconcile, app_list_keys_agentpools};
+	struct ctl_controller_opts co = {
+		.workers = opts.workers,
+		.resync_period_ns = opts.resync_ms * 1000000LL,
+		.grace_period_ns = opts.shutdown_grace_ms * 1000000LL,
+		.metrics = a.metrics,
+	};
+	ctl_controller_new(&a.registry_ctl, &registry_rec, &a, &co);
+	ctl_controller_new(&a.agentpool_ctl, &agentpool_rec, &a, &co);
+
+	ns_buf = split_namespaces(opts.namespaces, &namespaces);
+	struct ctl_informer_opts io = {.namespaces = namespaces[0] ? namespaces : NULL};
+	io.gvr = gvr_registries;
+	struct ctl_informer_handlers rh = {registry_add, registry_update, registry_delete, &a};
+	ctl_informer_new(&a.registries, a.kube, &io, &rh);
+	io.gvr = gvr_agentpools;
+	struct ctl_informer_handlers ph = {pool_add, pool_update, pool_delete, &a};
+	ctl_informer_new(&a.agentpools, a.kube, &io, &ph);
+	ctl_manager_add_informer(m, "registries", a.registries);
+	ctl_manager_add_informer(m, "agentpools", a.agentpools);
+	ctl_manager_add_controller(m, a.registry_ctl);
+	ctl_manager_add_controller(m, a.agentpool_ctl);
+
+	ctl_log(CTL_LOG_INFO, "acrpool-controller starting", "version", ACRPOOL_VERSION, "identity", identity,
+		"namespaces", opts.namespaces && *opts.namespaces ? opts.namespaces : "(all)", NULL);
+	pthread_t st;
+	sc.m = m;
+	pthread_create(&st, NULL, signal_thread, &sc);
+	rc = ctl_manager_run(m);
+	if (rc == CTL_ECONFLICT)
+		_exit(1); /* lost the Lease: another replica may be acting; leave now */
+	pthread_kill(st, SIGUSR1);
+	pthread_join(st, NULL);
+	rc = rc == 0 ? 0 : 1;
+out:
+	ctl_manager_free(m);
+	ctl_recorder_free(a.recorder);
+	azure_free(a.azure);
+	ctl_kube_client_free(a.kube);
+	free(namespaces);
+	free(ns_buf);
+	options_dispose(&opts);
+	curl_global_cleanup();
+	ctl_log(CTL_LOG_INFO, "exited", NULL);
+	return rc;
 }

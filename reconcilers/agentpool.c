@@ -1,0 +1,517 @@
+/*
+ * agentpool.c: the AgentPool reconciler, the declarative
+ * `az acr agentpool create/update/delete`.
+ *
+ * One pass: read the object and its Registry from the caches, read what
+ * Azure holds (the registry's snapshot, or a GET of this pool while an
+ * operation on it is in flight), let agentpool_plan() decide, make at most
+ * one Azure call, write status if it changed, and say when to look again.
+ * Azure operations take minutes; the pass never waits for one, it returns
+ * requeue_after and a later pass reads the result.
+ *
+ * Ownership: status.azureResourceId is set once we created or adopted the
+ * Azure pool. A pool we do not own is never modified or deleted.
+ */
+#include "agentpool_plan.h"
+#include "app.h"
+#include "azure.h"
+#include "conditions.h"
+#include "error.h"
+#include "log.h"
+#include "objects.h"
+#include "xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define POLL_IN_FLIGHT_NS (5LL * 1000000000)
+#define POLL_DRAIN_NS (10LL * 1000000000)
+#define RETRY_CONFLICT_NS (10LL * 1000000000)
+
+static int spec_int(const struct ctl_obj *obj, const char *path, int def)
+{
+	const cJSON *v = ctl_obj_field(obj, path);
+	return cJSON_IsNumber(v) ? v->valueint : def;
+}
+
+static int status_int(const cJSON *status, const char *name, int def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(status, name);
+	return cJSON_IsNumber(v) ? v->valueint : def;
+}
+
+static const char *status_str(const cJSON *status, const char *name)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(status, name));
+}
+
+/* Tags as canonical JSON (keys sorted) so spec and Azure compare as text. */
+static char *tags_canonical_json(const cJSON *spec_tags, const struct arm_tag *tags, size_t ntags)
+{
+	size_t n = 0;
+	const char **names, **values;
+	if (spec_tags) {
+		n = (size_t)cJSON_GetArraySize(spec_tags);
+		names = xcalloc(n + 1, sizeof(*names));
+		values = xcalloc(n + 1, sizeof(*values));
+		size_t i = 0;
+		const cJSON *t;
+		cJSON_ArrayForEach(t, spec_tags) {
+			names[i] = t->string;
+			values[i++] = cJSON_IsString(t) ? t->valuestring : "";
+		}
+	} else {
+		n = ntags;
+		names = xcalloc(n + 1, sizeof(*names));
+		values = xcalloc(n + 1, sizeof(*values));
+		for (size_t i = 0; i < n; i++) {
+			names[i] = tags[i].name;
+			values[i] = tags[i].value ? tags[i].value : "";
+		}
+	}
+	/* insertion sort: at most 50 tags */
+	for (size_t i = 1; i < n; i++) {
+		for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+			const char *tn = names[j], *tv = values[j];
+			names[j] = names[j - 1];
+			values[j] = values[j - 1];
+			names[j - 1] = tn;
+			values[j - 1] = tv;
+		}
+	}
+	cJSON *o = cJSON_CreateObject();
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddStringToObject(o, names[i], values[i]);
+	char *s = cJSON_PrintUnformatted(o);
+	char *res = xstrdup(s);
+	cJSON_free(s);
+	cJSON_Delete(o);
+	free(names);
+	free(values);
+	return res;
+}
+
+static struct arm_tag *spec_tags_array(const cJSON *spec_tags, size_t *n)
+{
+	*n = spec_tags ? (size_t)cJSON_GetArraySize(spec_tags) : 0;
+	struct arm_tag *tags = *n ? xcalloc(*n, sizeof(*tags)) : NULL;
+	size_t i = 0;
+	const cJSON *t;
+	cJSON_ArrayForEach(t, spec_tags) {
+		tags[i].name = t->string;
+		tags[i++].value = cJSON_IsString(t) ? t->valuestring : "";
+	}
+	return tags;
+}
+
+static bool in_flight(const char *state)
+{
+	return state && (!strcasecmp(state, "Creating") || !strcasecmp(state, "Updating") ||
+			 !strcasecmp(state, "Deleting"));
+}
+
+struct pass {
+	struct app *a;
+	struct ctl_obj *obj;
+	struct ctl_obj *reg;
+	cJSON *status;
+	const char *azure_name;
+	struct azure_conn *conn;
+	struct azure_snapshot *snap;
+	struct arm_agent_pool *fresh;   /* GET of this pool, when in flight */
+	const struct arm_agent_pool *pool;
+	int64_t requeue_ns;
+};
+
+static void pass_dispose(struct pass *p)
+{
+	arm_agent_pool_free(p->fresh);
+	azure_snapshot_free(p->snap);
+	azure_conn_put(p->a->azure, p->conn);
+	cJSON_Delete(p->status);
+	ctl_obj_unref(p->reg);
+	ctl_obj_unref(p->obj);
+}
+
+static void event(struct pass *p, const char *type, const char *reason, const char *action, const char *msg)
+{
+	ctl_recorder_event(p->a->recorder, p->obj, type, reason, action, "%s", msg);
+}
+
+/* Set conditions, write status, and record an Event when the Ready
+ * condition moved (or always, for force_event). */
+static int commit(struct pass *p, enum app_state state, const char *reason, const char *msg, bool force_event,
+		  const char *action)
+{
+	bool transition = app_set_state(p->status, state, reason, msg, p->obj->generation);
+	bool wrote = false;
+	int rc = ctl_status_write(p->a->kube, &gvr_agentpools, p->obj, p->status, &wrote);
+	if (rc == 0 && (transition || force_event))
+		event(p, state == APP_STALLED ? "Warning" : "Normal", reason, action, msg);
+	return rc;
+}
+
+/* An Azure call failed. Refusals (4xx) need a human: Stalled with Azure's
+ * code and message. 409 means an operation is in flight: look again soon.
+ * Throttling and outages: Reconciling, and let the queue back off (or wait
+ * Retry-After). */
+static int azure_failure(struct pass *p, int rc, const char *what)
+{
+	const struct ctl_error *e = ctl_error_last();
+	char msg[1400];
+	snprintf(msg, sizeof(msg), "%s: Azure answered %s%s%s", what, e->reason[0] ? e->reason : "error",
+		 e->message[0] ? ": " : "", e->message);
+	long retry_ms = e->retry_after_ms;
+	if (rc == CTL_ECONFLICT) {
+		p->requeue_ns = RETRY_CONFLICT_NS;
+		int wrc = commit(p, APP_PROGRESSING, "AzureBusy", msg, false, "Reconcile");
+		return wrc;
+	}
+	if (rc == CTL_EAUTH || rc == CTL_ETERMINAL || rc == CTL_EINVALID) {
+		const char *reason = rc == CTL_EAUTH ? "AuthenticationFailed"
+			: !strcmp(e->reason, "QuotaExceeded") ? "QuotaExceeded"
+			: !strncmp(e->reason, "Credential", 10) ? e->reason : "AzureRequestRefused";
+		int wrc = commit(p, APP_STALLED, reason, msg, false, "Reconcile");
+		return wrc ? wrc : CTL_ETERMINAL;
+	}
+	commit(p, APP_PROGRESSING, "AzureUnavailable", msg, false, "Reconcile");
+	if (retry_ms > 0) {
+		p->requeue_ns = (int64_t)retry_ms * 1000000;
+		return 0;
+	}
+	ctl_error_set(rc, e->reason, "%s", msg);
+	return rc;
+}
+
+static void set_pool_metrics(struct pass *p, int count, int desired, int queued)
+{
+	const char *labels[] = {p->obj->namespace, p->obj->name, NULL};
+	if (count >= 0)
+		ctl_metric_set(p->a->pool_count, labels, count);
+	ctl_metric_set(p->a->pool_desired, labels, desired);
+	if (queued >= 0)
+		ctl_metric_set(p->a->pool_queued, labels, queued);
+}
+
+static void remove_pool_metrics(struct app *a, const char *ns, const char *name)
+{
+	const char *labels[] = {ns, name, NULL};
+	ctl_metric_remove(a->pool_count, labels);
+	ctl_metric_remove(a->pool_desired, labels);
+	ctl_metric_remove(a->pool_queued, labels);
+}
+
+static int64_t op_delay_ns(const struct arm_operation *op)
+{
+	if (op && op->retry_after_ms > 0) {
+		int64_t ns = (int64_t)op->retry_after_ms * 1000000;
+		return ns < 60LL * 1000000000 ? ns : 60LL * 1000000000;
+	}
+	return POLL_IN_FLIGHT_NS;
+}
+
+/* Keep the pool's observable state in status. */
+static void status_observe(struct pass *p, const struct arm_agent_pool *pool)
+{
+	app_json_set_str(p->status, "azureName", p->azure_name);
+	if (pool) {
+		app_json_set_str(p->status, "provisioningState",
+				 pool->provisioning_state ? pool->provisioning_state : "Succeeded");
+		if (pool->count >= 0)
+			app_json_set_num(p->status, "count", pool->count);
+	} else {
+		cJSON_DeleteItemFromObjectCaseSensitive(p->status, "provisioningState");
+		cJSON_DeleteItemFromObjectCaseSensitive(p->status, "count");
+	}
+}
+
+static int release(struct pass *p, const char *reason, const char *msg)
+{
+	int rc = ctl_finalizer_remove(p->a->kube, &gvr_agentpools, p->obj, ACRPOOL_FINALIZER);
+	if (rc == 0) {
+		event(p, "Normal", reason, "Delete", msg);
+		remove_pool_metrics(p->a, p->obj->namespace, p->obj->name);
+	}
+	return rc;
+}
+
+int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
+{
+	struct app *a = ctx;
+	struct pass p = {.a = a};
+	char *tags_desired = NULL, *tags_observed = NULL, msg[1024];
+	struct arm_tag *tags = NULL;
+	struct arm_agent_pool *created = NULL;
+	struct arm_operation *op = NULL;
+	int rc = 0;
+
+	if (ctl_store_get(&p.obj, ctl_informer_store(a->agentpools), key) == CTL_ENOTFOUND) {
+		const char *slash = strchr(key, '/');
+		if (slash) {
+			char *ns = xstrndup(key, (size_t)(slash - key));
+			remove_pool_metrics(a, ns, slash + 1);
+			free(ns);
+		}
+		return 0;
+	}
+	struct ctl_obj *obj = p.obj;
+	bool has_finalizer = ctl_finalizer_has(obj, ACRPOOL_FINALIZER);
+	if (obj->deleting && !has_finalizer)
+		goto done;
+	if (!obj->deleting && !has_finalizer) {
+		/* Nothing happens in Azure before the finalizer is in place: a
+		 * pool must never outlive its object unnoticed. The update
+		 * brings us back through the watch. */
+		rc = ctl_finalizer_add(a->kube, &gvr_agentpools, obj, ACRPOOL_FINALIZER);
+		goto done;
+	}
+	p.status = ctl_status_copy(obj);
+	p.azure_name = ctl_obj_string(obj, "spec.azureName");
+	if (!p.azure_name)
+		p.azure_name = obj->name;
+
+	const char *reg_name = ctl_obj_string(obj, "spec.registryRef.name");
+	char *reg_key = ctl_obj_key(obj->namespace, reg_name ? reg_name : "");
+	int grc = ctl_store_get(&p.reg, ctl_informer_store(a->registries), reg_key);
+	free(reg_key);
+	if (grc == CTL_ENOTFOUND) {
+		snprintf(msg, sizeof(msg), "Registry %s/%s does not exist; create it (the Azure pool, if any, is "
+			 "left as it is)", obj->namespace, reg_name ? reg_name : "");
+		rc = commit(&p, APP_STALLED, "RegistryRefNotFound", msg, false, "Reconcile");
+		goto done;
+	}
+	if ((rc = azure_conn_get(&p.conn, a->azure, p.reg)) != 0) {
+		rc = azure_failure(&p, rc, "cannot build the Azure credential of the Registry");
+		goto done;
+	}
+	const char *state_before = status_str(p.status, "provisioningState");
+	bool fresh_needed = in_flight(state_before) || status_str(p.status, "drainStartedAt");
+	if ((rc = azure_snapshot_get(&p.snap, a->azure, p.conn, false)) != 0) {
+		rc = azure_failure(&p, rc, "reading the registry's pools failed");
+		goto done;
+	}
+	p.pool = azure_snapshot_pool(p.snap, p.azure_name);
+	if (p.snap->registry_found && fresh_needed) {
+		/* The pool's own operation is in flight: its state moves, so
+		 * read it directly instead of through the snapshot. */
+		rc = arm_agent_pool_get(&p.fresh, p.conn->arm, &p.conn->ref, p.azure_name);
+		if (rc == CTL_ENOTFOUND) {
+			p.pool = NULL;
+			azure_snapshot_note_pool(a->azure, p.conn, p.azure_name, NULL);
+		} else if (rc != 0) {
+			rc = azure_failure(&p, rc, "reading the pool failed");
+			goto done;
+		} else {
+			p.pool = p.fresh;
+			azure_snapshot_note_pool(a->azure, p.conn, p.azure_name, p.fresh);
+		}
+		rc = 0;
+	}
+
+	/* What is declared. Capacity (schedules, autoscale) is not wired yet:
+	 * the desired count is spec.count. */
+	const cJSON *spec_tags = ctl_obj_field(obj, "spec.tags");
+	tags_desired = tags_canonical_json(cJSON_IsObject(spec_tags) ? spec_tags : NULL, NULL, 0);
+	struct agentpool_desired d = {
+		.azure_name = p.azure_name,
+		.tier = ctl_obj_string(obj, "spec.tier") ? ctl_obj_string(obj, "spec.tier") : "S1",
+		.os = ctl_obj_string(obj, "spec.os") ? ctl_obj_string(obj, "spec.os") : "Linux",
+		.subnet_id = ctl_obj_string(obj, "spec.subnetId"),
+		.count = spec_int(obj, "spec.count", 1),
+		.manage_tags = cJSON_IsObject(spec_tags),
+		.tags_json = tags_desired,
+		.deleting = obj->deleting,
+		.orphan = ctl_obj_string(obj, "spec.deletionPolicy") &&
+			  !strcmp(ctl_obj_string(obj, "spec.deletionPolicy"), "Orphan"),
+		.recreate = ctl_obj_string(obj, "spec.updateStrategy") &&
+			    !strcmp(ctl_obj_string(obj, "spec.updateStrategy"), "Recreate"),
+		.drain_timeout_s = spec_int(obj, "spec.drainTimeoutSeconds", 1800),
+	};
+	/* What is observed. */
+	struct agentpool_observed o = {
+		.registry_found = p.snap->registry_found,
+		.registry_premium = p.snap->sku && !strcasecmp(p.snap->sku, "Premium"),
+		.pool_found = p.pool != NULL,
+		.owned = status_str(p.status, "azureResourceId") != NULL,
+		.queued_runs = -1,
+		.now = (long long)time(NULL),
+		.quota_standard_vcpu = (int)(cJSON_IsNumber(ctl_obj_field(p.reg, "spec.quota.standardVCPU"))
+			? ctl_obj_field(p.reg, "spec.quota.standardVCPU")->valueint : 16),
+		.quota_isolated_vcpu = (int)(cJSON_IsNumber(ctl_obj_field(p.reg, "spec.quota.isolatedVCPU"))
+			? ctl_obj_field(p.reg, "spec.quota.isolatedVCPU")->valueint : 0),
+	};
+	for (size_t i = 0; i < p.snap->npools; i++) {
+		const struct arm_agent_pool *q = &p.snap->pools[i];
+		if (q->name && !strcasecmp(q->name, p.azure_name))
+			continue;
+		bool iso;
+		int per = agentpool_tier_vcpu(q->tier, &iso);
+		int n = q->count > 0 ? q->count : 0;
+		if (iso)
+			o.other_isolated_vcpu += per * n;
+		else
+			o.other_standard_vcpu += per * n;
+	}
+	if (p.pool) {
+		o.tier = p.pool->tier;
+		o.os = p.pool->os;
+		o.subnet_id = p.pool->subnet_id;
+		o.count = p.pool->count < 0 ? 0 : p.pool->count;
+		o.provisioning_state = p.pool->provisioning_state ? p.pool->provisioning_state : "Succeeded";
+		tags_observed = tags_canonical_json(NULL, p.pool->tags, p.pool->ntags);
+		o.tags_json = tags_observed;
+		if (!in_flight(o.provisioning_state)) {
+			int q = 0;
+			if (arm_agent_pool_queue_status(&q, p.conn->arm, &p.conn->ref, p.azure_name) == 0)
+				o.queued_runs = q;
+		}
+	}
+	const char *drain = status_str(p.status, "drainStartedAt");
+	long long drain_t = 0;
+	if (drain && ctl_time_parse(drain, &drain_t) == 0)
+		o.drain_started = drain_t;
+
+	struct agentpool_action act;
+	agentpool_plan(&d, &o, &act);
+
+	/* Status that holds whatever the action. */
+	status_observe(&p, p.pool);
+	app_json_set_num(p.status, "desiredCount", d.count);
+	app_json_set_str(p.status, "desiredCountSource", "Spec");
+	if (o.queued_runs >= 0)
+		app_json_set_num(p.status, "queuedRuns", o.queued_runs);
+	if (p.pool && p.pool->id && o.owned)
+		app_json_set_str(p.status, "azureResourceId", p.pool->id);
+	set_pool_metrics(&p, p.pool ? o.count : -1, d.count, o.queued_runs);
+	if (act.kind != AGENTPOOL_DRAIN && act.kind != AGENTPOOL_DELETE && act.kind != AGENTPOOL_WAIT)
+		cJSON_DeleteItemFromObjectCaseSensitive(p.status, "drainStartedAt");
+
+	bool was_ready = ctl_conditions_is_true(p.status, "Ready");
+	long long observed_gen = (long long)status_int(p.status, "observedGeneration", -1);
+	char now[32];
+	switch (act.kind) {
+	case AGENTPOOL_RELEASE:
+		rc = release(&p, act.reason, act.message);
+		break;
+	case AGENTPOOL_STALL:
+		rc = commit(&p, APP_STALLED, act.reason, act.message, false, "Reconcile");
+		break;
+	case AGENTPOOL_NOOP:
+	case AGENTPOOL_ADOPT:
+		if (act.kind == AGENTPOOL_ADOPT)
+			app_json_set_str(p.status, "azureResourceId", p.pool->id ? p.pool->id : "");
+		snprintf(msg, sizeof(msg), "%s pool %s has %d instance(s) as declared", d.tier, p.azure_name, d.count);
+		rc = commit(&p, APP_READY, act.kind == AGENTPOOL_ADOPT ? "Adopted" : "Succeeded", msg,
+			    act.kind == AGENTPOOL_ADOPT, act.kind == AGENTPOOL_ADOPT ? "Adopt" : "Reconcile");
+		/* Keep the queue depth fresh while runs wait; otherwise resync
+		 * is enough. */
+		if (rc == 0 && o.queued_runs > 0)
+			p.requeue_ns = a->opts->queue_poll_ms * 1000000LL;
+		break;
+	case AGENTPOOL_WAIT:
+		p.requeue_ns = POLL_IN_FLIGHT_NS;
+		rc = commit(&p, APP_PROGRESSING, act.reason, act.message, false, "Reconcile");
+		break;
+	case AGENTPOOL_DRAIN:
+		if (!status_str(p.status, "drainStartedAt")) {
+			app_json_set_str(p.status, "drainStartedAt", app_now(now));
+		}
+		p.requeue_ns = POLL_DRAIN_NS;
+		rc = commit(&p, APP_PROGRESSING, "Draining", act.message, false, "Drain");
+		break;
+	case AGENTPOOL_CREATE: {
+		struct arm_agent_pool want = {
+			.location = p.snap->location, .tier = (char *)d.tier, .os = (char *)d.os,
+			.subnet_id = (char *)d.subnet_id, .count = d.count,
+		};
+		size_t ntags;
+		tags = spec_tags_array(d.manage_tags ? spec_tags : NULL, &ntags);
+		want.tags = tags;
+		want.ntags = ntags;
+		rc = arm_agent_pool_create(&created, &op, p.conn->arm, &p.conn->ref, p.azure_name, &want);
+		if (rc != 0) {
+			rc = azure_failure(&p, rc, "creating the pool failed");
+			break;
+		}
+		azure_snapshot_note_pool(a->azure, p.conn, p.azure_name, created);
+		status_observe(&p, created);
+		if (!created->provisioning_state || !in_flight(created->provisioning_state))
+			app_json_set_str(p.status, "provisioningState", "Creating");
+		app_json_set_str(p.status, "azureResourceId", created->id ? created->id : "");
+		app_json_set_str(p.status, "lastScaleTime", app_now(now));
+		p.requeue_ns = op_delay_ns(op);
+		rc = commit(&p, APP_PROGRESSING, act.recreating ? "Recreating" : "Creating", act.message, true, "Create");
+		break;
+	}
+	case AGENTPOOL_UPDATE: {
+		size_t ntags = 0;
+		tags = spec_tags_array(d.manage_tags ? spec_tags : NULL, &ntags);
+		int old_count = o.count;
+		rc = arm_agent_pool_update(&created, &op, p.conn->arm, &p.conn->ref, p.azure_name, d.count, tags, ntags,
+					   d.manage_tags);
+		if (rc != 0) {
+			rc = azure_failure(&p, rc, "updating the pool failed");
+			break;
+		}
+		azure_snapshot_note_pool(a->azure, p.conn, p.azure_name, created);
+		status_observe(&p, created);
+		if (!created->provisioning_state || !in_flight(created->provisioning_state))
+			app_json_set_str(p.status, "provisioningState", "Updating");
+		app_json_set_str(p.status, "lastScaleTime", app_now(now));
+		p.requeue_ns = op_delay_ns(op);
+		/* The declaration did not change since we last had it in sync:
+		 * someone changed Azure behind our back. */
+		bool drift = was_ready && observed_gen == obj->generation;
+		if (drift) {
+			snprintf(msg, sizeof(msg), "Azure had %d instance(s)%s; set back to the declared %d",
+				 old_count, old_count == d.count ? " and other tags" : "", d.count);
+			event(&p, "Warning", "DriftCorrected", "Scale", msg);
+		}
+		rc = commit(&p, APP_PROGRESSING, act.reason, act.message, !drift, "Scale");
+		break;
+	}
+	case AGENTPOOL_DELETE:
+		rc = arm_agent_pool_delete(&op, p.conn->arm, &p.conn->ref, p.azure_name);
+		if (rc != 0) {
+			rc = azure_failure(&p, rc, "deleting the pool failed");
+			break;
+		}
+		app_json_set_str(p.status, "provisioningState", op ? "Deleting" : "Deleted");
+		if (!op)
+			azure_snapshot_note_pool(a->azure, p.conn, p.azure_name, NULL);
+		p.requeue_ns = op ? op_delay_ns(op) : 1000000000LL;
+		if (obj->deleting) {
+			/* The object is going away; a status write would only
+			 * race the finalizer. */
+			event(&p, "Normal", "Deleting", "Delete", act.message);
+			rc = ctl_status_write(a->kube, &gvr_agentpools, obj, p.status, NULL);
+		} else {
+			rc = commit(&p, APP_PROGRESSING, act.reason, act.message, true, "Delete");
+		}
+		break;
+	}
+done:
+	if (rc == 0 && p.requeue_ns > 0)
+		out->requeue_after_ns = p.requeue_ns;
+	arm_operation_free(op);
+	arm_agent_pool_free(created);
+	free(tags);
+	free(tags_desired);
+	free(tags_observed);
+	pass_dispose(&p);
+	return rc;
+}
+
+int app_list_keys_agentpools(void *ctx, ctl_key_fn each, void *ud)
+{
+	struct app *a = ctx;
+	struct ctl_obj **objs;
+	size_t n;
+	ctl_store_list(&objs, &n, ctl_informer_store(a->agentpools));
+	for (size_t i = 0; i < n; i++)
+		each(objs[i]->key, ud);
+	ctl_store_list_free(objs, n);
+	return 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * app.h: the operator's shared context, handed to every reconciler.
+ *
+ * One kube client, one Events recorder, the Azure connections and
+ * snapshots, the informers (whose stores the reconcilers read) and the
+ * controllers (whose queues the informers' handlers fill).
+ */
+#ifndef APP_H
+#define APP_H
+
+#include "azure.h"
+#include "controller.h"
+#include "informer.h"
+#include "kube.h"
+#include "manager.h"
+#include "metrics.h"
+#include "options.h"
+#include "recorder.h"
+
+#define ACRPOOL_GROUP "acrpool.dev"
+#define ACRPOOL_VERSION_API "v1alpha1"
+#define ACRPOOL_FINALIZER "acrpool.dev/finalizer"
+
+extern const struct ctl_gvr gvr_registries;
+extern const struct ctl_gvr gvr_agentpools;
+
+struct app {
+	const struct options *opts;
+	struct ctl_kube_client *kube;
+	struct ctl_recorder *recorder;
+	struct azure *azure;
+	struct ctl_metrics *metrics;
+	struct ctl_informer *registries;
+	struct ctl_informer *agentpools;
+	struct ctl_controller *registry_ctl;
+	struct ctl_controller *agentpool_ctl;
+	/* Per-pool gauges (label namespace, name). */
+	struct ctl_metric *pool_count, *pool_desired, *pool_queued;
+};
+
+/* The current time as RFC 3339 into buf. */
+const char *app_now(char buf[32]);
+
+/* Set the kstatus trio on status for one outcome:
+ *   APP_READY:       Ready True, no Reconciling, no Stalled
+ *   APP_PROGRESSING: Reconciling True, Ready False (same reason), no Stalled
+ *   APP_STALLED:     Stalled True, Ready False (same reason), no Reconciling
+ * Returns true when the Ready condition's reason or status changed (a
+ * transition worth an Event). */
+enum app_state { APP_READY, APP_PROGRESSING, APP_STALLED };
+bool app_set_state(cJSON *status, enum app_state state, const char *reason, const char *message,
+		   long long generation);
+
+/* Set or replace a member of a JSON object. */
+void app_json_set(cJSON *obj, const char *name, cJSON *value);
+void app_json_set_str(cJSON *obj, const char *name, const char *value);
+void app_json_set_num(cJSON *obj, const char *name, double value);
+
+/* Reconcilers. */
+int registry_reconcile(void *ctx, const char *key, struct ctl_result *out);
+int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out);
+int app_list_keys_registries(void *ctx, ctl_key_fn each, void *ud);
+int app_list_keys_agentpools(void *ctx, ctl_key_fn each, void *ud);
+
+#endif

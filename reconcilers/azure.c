@@ -1,0 +1,493 @@
+/*
+ * azure.c: ARM connections per Registry and per-registry snapshots. See
+ * azure.h.
+ *
+ * Both caches are small linear arrays under one mutex: there are as many
+ * entries as Registry objects (tens), and the network calls are made
+ * outside the lock. Two reconciles that find the same stale snapshot may
+ * both read it; the later one wins, which is harmless.
+ */
+#include "azure.h"
+
+#include "error.h"
+#include "identity.h"
+#include "objects.h"
+#include "xalloc.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static const struct ctl_gvr secrets_gvr = {"", "v1", "secrets"};
+
+struct conn_entry {
+	struct azure_conn conn;        /* first: a conn pointer is an entry pointer */
+	char *key;                     /* Registry ns/name */
+	char *fingerprint;             /* what the connection was built from */
+	struct identity *id;
+	char *sub, *rg, *name;
+	int refs;                      /* the cache's own reference counts as one */
+	bool retired;
+};
+
+struct snap_entry {
+	char *key;                     /* sub/rg/name, lower case */
+	struct azure_snapshot snap;
+};
+
+struct azure {
+	struct ctl_kube_client *kube;
+	struct azure_options opts;
+	char *arm_endpoint, *authority_host, *imds_endpoint;
+	pthread_mutex_t mu;
+	struct conn_entry **conns;
+	size_t nconns;
+	struct snap_entry *snaps;
+	size_t nsnaps;
+	unsigned long reads;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int azure_new(struct azure **out, struct ctl_kube_client *kube, const struct azure_options *opts)
+{
+	struct azure *az = xcalloc(1, sizeof(*az));
+	az->kube = kube;
+	az->opts = *opts;
+	az->arm_endpoint = xstrdup(opts->arm_endpoint);
+	az->authority_host = xstrdup(opts->authority_host);
+	az->imds_endpoint = xstrdup(opts->imds_endpoint);
+	if (az->opts.snapshot_max_age_ns <= 0)
+		az->opts.snapshot_max_age_ns = 60LL * 1000000000;
+	pthread_mutex_init(&az->mu, NULL);
+	*out = az;
+	return 0;
+}
+
+static void conn_entry_free(struct conn_entry *e)
+{
+	arm_client_free(e->conn.arm);
+	identity_free(e->id);
+	free(e->key);
+	free(e->fingerprint);
+	free(e->sub);
+	free(e->rg);
+	free(e->name);
+	free(e);
+}
+
+static void snapshot_dispose(struct azure_snapshot *s)
+{
+	free(s->location);
+	free(s->sku);
+	free(s->login_server);
+	arm_agent_pool_array_free(s->pools, s->npools);
+	memset(s, 0, sizeof(*s));
+}
+
+void azure_free(struct azure *az)
+{
+	if (!az)
+		return;
+	for (size_t i = 0; i < az->nconns; i++)
+		conn_entry_free(az->conns[i]);
+	for (size_t i = 0; i < az->nsnaps; i++) {
+		free(az->snaps[i].key);
+		snapshot_dispose(&az->snaps[i].snap);
+	}
+	free(az->conns);
+	free(az->snaps);
+	free(az->arm_endpoint);
+	free(az->authority_host);
+	free(az->imds_endpoint);
+	pthread_mutex_destroy(&az->mu);
+	free(az);
+}
+
+unsigned long azure_snapshot_reads(struct azure *az)
+{
+	pthread_mutex_lock(&az->mu);
+	unsigned long n = az->reads;
+	pthread_mutex_unlock(&az->mu);
+	return n;
+}
+
+/* Secret data values are base64; decode one key into a new string. */
+static char *secret_value(const cJSON *secret, const char *key)
+{
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(secret, "data");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, key);
+	if (!cJSON_IsString(v))
+		return NULL;
+	const char *in = v->valuestring;
+	size_t len = strlen(in);
+	char *outp = xmalloc(len + 1);
+	unsigned bits = 0;
+	int nbits = 0;
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+		int val;
+		if (c >= 'A' && c <= 'Z')
+			val = c - 'A';
+		else if (c >= 'a' && c <= 'z')
+			val = c - 'a' + 26;
+		else if (c >= '0' && c <= '9')
+			val = c - '0' + 52;
+		else if (c == '+')
+			val = 62;
+		else if (c == '/')
+			val = 63;
+		else if (c == '=')
+			break;
+		else {
+			free(outp);
+			return NULL;
+		}
+		bits = (bits << 6) | (unsigned)val;
+		nbits += 6;
+		if (nbits >= 8) {
+			nbits -= 8;
+			outp[o++] = (char)((bits >> nbits) & 0xff);
+		}
+	}
+	outp[o] = '\0';
+	while (o > 0 && (outp[o - 1] == '\n' || outp[o - 1] == '\r'))
+		outp[--o] = '\0';
+	return outp;
+}
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		volatile char *p = s;
+		while (*p)
+			*p++ = 0;
+		free(s);
+	}
+}
+
+/* Build identity options from the Registry's credential. For a service
+ * principal the Secret is read; *secret receives the client secret (the
+ * caller wipes it) and *secret_rv its resourceVersion. */
+static int credential_options(struct azure *az, const struct ctl_obj *reg, struct identity_options *o,
+			      char **tenant, char **client, char **secret, char **secret_rv)
+{
+	const char *cloud = ctl_obj_string(reg, "spec.cloud");
+	o->cloud = cloud ? cloud : "AzureCloud";
+	o->authority_host = az->authority_host;
+	o->imds_endpoint = az->imds_endpoint;
+	if (ctl_obj_field(reg, "spec.credential.workloadIdentity")) {
+		o->kind = IDENTITY_WORKLOAD;
+		o->client_id = ctl_obj_string(reg, "spec.credential.workloadIdentity.clientId");
+		o->tenant_id = ctl_obj_string(reg, "spec.credential.workloadIdentity.tenantId");
+		return 0;
+	}
+	if (ctl_obj_field(reg, "spec.credential.managedIdentity")) {
+		o->kind = IDENTITY_MANAGED;
+		o->client_id = ctl_obj_string(reg, "spec.credential.managedIdentity.clientId");
+		return 0;
+	}
+	const char *name = ctl_obj_string(reg, "spec.credential.servicePrincipal.secretRef.name");
+	if (!name)
+		return ctl_error_set(CTL_ETERMINAL, "CredentialInvalid",
+				     "spec.credential names no workloadIdentity, managedIdentity or servicePrincipal");
+	o->kind = IDENTITY_SERVICE_PRINCIPAL;
+	cJSON *s = NULL;
+	int rc = ctl_kube_get(&s, az->kube, &secrets_gvr, reg->namespace, name, NULL);
+	if (rc == CTL_ENOTFOUND)
+		return ctl_error_set(CTL_ETERMINAL, "CredentialNotFound",
+				     "Secret %s/%s named by spec.credential.servicePrincipal.secretRef does not exist",
+				     reg->namespace, name);
+	if (rc != 0)
+		return rc;
+	*tenant = secret_value(s, "AZURE_TENANT_ID");
+	*client = secret_value(s, "AZURE_CLIENT_ID");
+	*secret = secret_value(s, "AZURE_CLIENT_SECRET");
+	const cJSON *rv = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s, "metadata"),
+							   "resourceVersion");
+	*secret_rv = xstrdup(cJSON_IsString(rv) ? rv->valuestring : "");
+	cJSON_Delete(s);
+	if (!*tenant || !*client || !*secret || !**tenant || !**client || !**secret)
+		return ctl_error_set(CTL_ETERMINAL, "CredentialInvalid",
+				     "Secret %s/%s needs the keys AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
+				     reg->namespace, name);
+	o->tenant_id = *tenant;
+	o->client_id = *client;
+	o->client_secret = *secret;
+	return 0;
+}
+
+int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_obj *reg)
+{
+	struct identity_options io = IDENTITY_OPTIONS_INIT;
+	char *tenant = NULL, *client = NULL, *secret = NULL, *secret_rv = NULL, *fp = NULL;
+	struct conn_entry *e = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = credential_options(az, reg, &io, &tenant, &client, &secret, &secret_rv)) != 0)
+		goto done;
+	const char *sub = ctl_obj_string(reg, "spec.subscriptionId");
+	const char *rg = ctl_obj_string(reg, "spec.resourceGroup");
+	const char *name = ctl_obj_string(reg, "spec.name");
+	if (!sub || !rg || !name) {
+		rc = ctl_error_set(CTL_ETERMINAL, "InvalidSpec", "spec.subscriptionId, resourceGroup and name are required");
+		goto done;
+	}
+	/* The secret itself is not in the fingerprint, its resourceVersion is. */
+	fp = xasprintf("%d|%s|%s|%s|%s|%s|%s|%s", (int)io.kind, io.cloud, io.tenant_id ? io.tenant_id : "",
+		       io.client_id ? io.client_id : "", secret_rv ? secret_rv : "", sub, rg, name);
+
+	pthread_mutex_lock(&az->mu);
+	for (size_t i = 0; i < az->nconns; i++) {
+		struct conn_entry *c = az->conns[i];
+		if (strcmp(c->key, reg->key) == 0 && strcmp(c->fingerprint, fp) == 0) {
+			c->refs++;
+			*out = &c->conn;
+			pthread_mutex_unlock(&az->mu);
+			goto done;
+		}
+	}
+	pthread_mutex_unlock(&az->mu);
+
+	/* Build outside the lock: identity_new and arm_client_new do no I/O,
+	 * but there is no reason to hold others up either. */
+	e = xcalloc(1, sizeof(*e));
+	if ((rc = identity_new(&e->id, &io)) != 0) {
+		rc = ctl_error_set(CTL_ETERMINAL, "CredentialInvalid", "%s", ctl_error_last()->message);
+		goto done;
+	}
+	struct arm_options ao = ARM_OPTIONS_INIT;
+	ao.endpoint = az->arm_endpoint;
+	ao.metrics = az->opts.metrics;
+	ao.metrics_arg = az->opts.metrics_arg;
+	/* A worker must not sit in a retry loop for a minute: give up early
+	 * and let the work queue's backoff (or Retry-After) bring us back. */
+	ao.budget_ms = 10000;
+	ao.max_attempts = 3;
+	if ((rc = arm_client_new(&e->conn.arm, e->id, &ao)) != 0)
+		goto done;
+	e->key = xstrdup(reg->key);
+	e->fingerprint = fp;
+	fp = NULL;
+	e->sub = xstrdup(sub);
+	e->rg = xstrdup(rg);
+	e->name = xstrdup(name);
+	e->conn.ref = (struct arm_registry_ref){e->sub, e->rg, e->name};
+	e->refs = 2; /* the cache's and the caller's */
+
+	pthread_mutex_lock(&az->mu);
+	for (size_t i = 0; i < az->nconns; i++) {
+		struct conn_entry *old = az->conns[i];
+		if (strcmp(old->key, reg->key) == 0) {
+			/* Credential rotated: retire the old connection; the last
+			 * holder frees it. */
+			az->conns[i] = az->conns[--az->nconns];
+			old->retired = true;
+			if (--old->refs == 0)
+				conn_entry_free(old);
+			break;
+		}
+	}
+	az->conns = xrealloc(az->conns, (az->nconns + 1) * sizeof(*az->conns));
+	az->conns[az->nconns++] = e;
+	pthread_mutex_unlock(&az->mu);
+	*out = &e->conn;
+	e = NULL;
+done:
+	if (e)
+		conn_entry_free(e);
+	free(fp);
+	free(tenant);
+	free(client);
+	wipe_free(secret);
+	free(secret_rv);
+	return rc;
+}
+
+void azure_conn_put(struct azure *az, struct azure_conn *conn)
+{
+	if (!conn)
+		return;
+	struct conn_entry *e = (struct conn_entry *)conn;
+	pthread_mutex_lock(&az->mu);
+	bool last = --e->refs == 0;
+	pthread_mutex_unlock(&az->mu);
+	if (last)
+		conn_entry_free(e);
+}
+
+static char *snap_key(const struct arm_registry_ref *ref)
+{
+	char *k = xasprintf("%s/%s/%s", ref->subscription_id, ref->resource_group, ref->name);
+	for (char *p = k; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return k;
+}
+
+static struct snap_entry *find_snap(struct azure *az, const char *key)
+{
+	for (size_t i = 0; i < az->nsnaps; i++)
+		if (strcmp(az->snaps[i].key, key) == 0)
+			return &az->snaps[i];
+	return NULL;
+}
+
+static void pool_copy(struct arm_agent_pool *dst, const struct arm_agent_pool *src)
+{
+	cJSON *j = arm_agent_pool_to_json(src);
+	/* to_json drops read-only fields; put back what the snapshot needs. */
+	cJSON_AddStringToObject(j, "id", src->id ? src->id : "");
+	cJSON_AddStringToObject(j, "name", src->name ? src->name : "");
+	if (src->provisioning_state) {
+		cJSON *props = cJSON_GetObjectItemCaseSensitive(j, "properties");
+		if (!props)
+			props = cJSON_AddObjectToObject(j, "properties");
+		cJSON_AddStringToObject(props, "provisioningState", src->provisioning_state);
+	}
+	memset(dst, 0, sizeof(*dst));
+	arm_agent_pool_from_json(dst, j);
+	cJSON_Delete(j);
+}
+
+static void snapshot_copy(struct azure_snapshot *dst, const struct azure_snapshot *src)
+{
+	dst->registry_found = src->registry_found;
+	dst->location = xstrdup(src->location);
+	dst->sku = xstrdup(src->sku);
+	dst->login_server = xstrdup(src->login_server);
+	dst->fetched_ns = src->fetched_ns;
+	dst->npools = src->npools;
+	dst->pools = src->npools ? xcalloc(src->npools, sizeof(*dst->pools)) : NULL;
+	for (size_t i = 0; i < src->npools; i++)
+		pool_copy(&dst->pools[i], &src->pools[i]);
+}
+
+int azure_snapshot_get(struct azure_snapshot **out, struct azure *az, struct azure_conn *conn, bool force)
+{
+	char *key = snap_key(&conn->ref);
+	struct azure_snapshot fresh = {0};
+	struct arm_registry *reg = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&az->mu);
+	struct snap_entry *e = find_snap(az, key);
+	if (e && !force && now_ns() - e->snap.fetched_ns < az->opts.snapshot_max_age_ns) {
+		*out = xcalloc(1, sizeof(**out));
+		snapshot_copy(*out, &e->snap);
+		pthread_mutex_unlock(&az->mu);
+		free(key);
+		return 0;
+	}
+	az->reads++;
+	pthread_mutex_unlock(&az->mu);
+
+	rc = arm_registry_get(&reg, conn->arm, &conn->ref);
+	if (rc == CTL_ENOTFOUND) {
+		fresh.registry_found = false;
+		rc = 0;
+	} else if (rc != 0) {
+		goto done;
+	} else {
+		fresh.registry_found = true;
+		fresh.location = xstrdup(reg->location);
+		fresh.sku = xstrdup(reg->sku_tier ? reg->sku_tier : reg->sku_name);
+		fresh.login_server = xstrdup(reg->login_server);
+		rc = arm_agent_pool_list(&fresh.pools, &fresh.npools, conn->arm, &conn->ref);
+		if (rc == CTL_ENOTFOUND) {
+			/* Gone between the two calls. */
+			fresh.registry_found = false;
+			rc = 0;
+		} else if (rc != 0) {
+			goto done;
+		}
+	}
+	fresh.fetched_ns = now_ns();
+
+	pthread_mutex_lock(&az->mu);
+	e = find_snap(az, key);
+	if (!e) {
+		az->snaps = xrealloc(az->snaps, (az->nsnaps + 1) * sizeof(*az->snaps));
+		e = &az->snaps[az->nsnaps++];
+		e->key = key;
+		key = NULL;
+	} else {
+		snapshot_dispose(&e->snap);
+	}
+	e->snap = fresh;
+	memset(&fresh, 0, sizeof(fresh));
+	*out = xcalloc(1, sizeof(**out));
+	snapshot_copy(*out, &e->snap);
+	pthread_mutex_unlock(&az->mu);
+done:
+	snapshot_dispose(&fresh);
+	arm_registry_free(reg);
+	free(key);
+	return rc;
+}
+
+void azure_snapshot_free(struct azure_snapshot *s)
+{
+	if (!s)
+		return;
+	snapshot_dispose(s);
+	free(s);
+}
+
+const struct arm_agent_pool *azure_snapshot_pool(const struct azure_snapshot *s, const char *name)
+{
+	for (size_t i = 0; s && i < s->npools; i++)
+		if (s->pools[i].name && strcasecmp(s->pools[i].name, name) == 0)
+			return &s->pools[i];
+	return NULL;
+}
+
+void azure_snapshot_note_pool(struct azure *az, struct azure_conn *conn, const char *name,
+			      const struct arm_agent_pool *pool)
+{
+	char *key = snap_key(&conn->ref);
+	pthread_mutex_lock(&az->mu);
+	struct snap_entry *e = find_snap(az, key);
+	if (e) {
+		struct azure_snapshot *s = &e->snap;
+		size_t i;
+		for (i = 0; i < s->npools; i++)
+			if (s->pools[i].name && strcasecmp(s->pools[i].name, name) == 0)
+				break;
+		if (i < s->npools) {
+			arm_agent_pool_dispose(&s->pools[i]);
+			if (pool) {
+				pool_copy(&s->pools[i], pool);
+			} else {
+				s->pools[i] = s->pools[--s->npools];
+			}
+		} else if (pool) {
+			s->pools = xrealloc(s->pools, (s->npools + 1) * sizeof(*s->pools));
+			pool_copy(&s->pools[s->npools++], pool);
+		}
+	}
+	pthread_mutex_unlock(&az->mu);
+	free(key);
+}
+
+void azure_snapshot_invalidate(struct azure *az, struct azure_conn *conn)
+{
+	char *key = snap_key(&conn->ref);
+	pthread_mutex_lock(&az->mu);
+	struct snap_entry *e = find_snap(az, key);
+	if (e)
+		e->snap.fetched_ns = 0;
+	pthread_mutex_unlock(&az->mu);
+	free(key);
+}

@@ -1,0 +1,83 @@
+/*
+ * azure.h: what the reconcilers share about Azure: one ARM connection per
+ * Registry (identity + client, rebuilt when the credential changes) and one
+ * snapshot per registry of what Azure holds (the registry itself and every
+ * agent pool in it).
+ *
+ * The snapshot is how resync stays cheap: every AgentPool of a registry
+ * reads its observed state from one registries GET and one agentPools LIST,
+ * refreshed when older than max_age, instead of one GET per pool. A pool
+ * whose Azure operation is in flight is read with its own GET (its state
+ * moves), and every write we make is folded into the snapshot at once.
+ */
+#ifndef AZURE_H
+#define AZURE_H
+
+#include "arm.h"
+#include "kube.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct azure;
+
+struct azure_options {
+	const char *arm_endpoint;    /* override, or NULL for the Registry's cloud */
+	const char *authority_host;  /* override, or NULL */
+	const char *imds_endpoint;   /* override, or NULL */
+	int64_t snapshot_max_age_ns; /* older snapshots are read again */
+	arm_metrics_fn metrics;      /* Azure request metrics hook */
+	void *metrics_arg;
+};
+
+int azure_new(struct azure **out, struct ctl_kube_client *kube, const struct azure_options *opts);
+void azure_free(struct azure *az);
+
+/* A connection: refcounted, so a reconcile keeps using its own while the
+ * credential is rotated under it. */
+struct azure_conn {
+	struct arm_client *arm;
+	struct arm_registry_ref ref;  /* points into the conn */
+};
+
+/* The connection for a Registry object. Reads the servicePrincipal Secret
+ * when there is one (its resourceVersion is part of the identity of the
+ * connection, so rotating the Secret makes a new one). CTL_ETERMINAL with
+ * reason CredentialNotFound/CredentialInvalid when the Secret is missing or
+ * incomplete; the message never quotes a secret value. */
+int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_obj *registry);
+void azure_conn_put(struct azure *az, struct azure_conn *conn);
+
+/* What Azure holds for a registry. Owned by the caller (azure_snapshot_free). */
+struct azure_snapshot {
+	bool registry_found;
+	char *location;
+	char *sku;
+	char *login_server;
+	struct arm_agent_pool *pools;
+	size_t npools;
+	int64_t fetched_ns;
+};
+
+/* A copy of the registry's snapshot, read from Azure first when missing,
+ * older than max_age, or when force is set. Errors are the ARM call's. */
+int azure_snapshot_get(struct azure_snapshot **out, struct azure *az, struct azure_conn *conn, bool force);
+void azure_snapshot_free(struct azure_snapshot *s);
+
+/* The pool in a snapshot (names compare without case), or NULL. */
+const struct arm_agent_pool *azure_snapshot_pool(const struct azure_snapshot *s, const char *name);
+
+/* Fold what we just learned about one pool into the cached snapshot:
+ * pool NULL means it is gone. */
+void azure_snapshot_note_pool(struct azure *az, struct azure_conn *conn, const char *name,
+			      const struct arm_agent_pool *pool);
+
+/* Forget the cached snapshot of the registry (after a 404, say). */
+void azure_snapshot_invalidate(struct azure *az, struct azure_conn *conn);
+
+/* Counts for tests and metrics: snapshot reads made (each is one registry
+ * GET and one pool LIST). */
+unsigned long azure_snapshot_reads(struct azure *az);
+
+#endif
