@@ -161,8 +161,11 @@ static int azure_failure(struct pass *p, int rc, const char *what)
 {
 	const struct ctl_error *e = ctl_error_last();
 	char msg[1400];
-	snprintf(msg, sizeof(msg), "%s: Azure answered %s%s%s", what, e->reason[0] ? e->reason : "error",
-		 e->message[0] ? ": " : "", e->message);
+	if (!strcmp(e->reason, "ConnectionFailed"))
+		snprintf(msg, sizeof(msg), "%s: no answer from Azure: %s", what, e->message);
+	else
+		snprintf(msg, sizeof(msg), "%s: Azure answered %s%s%s", what, e->reason[0] ? e->reason : "error",
+			 e->message[0] ? ": " : "", e->message);
 	long retry_ms = e->retry_after_ms;
 	if (rc == CTL_ECONFLICT) {
 		p->requeue_ns = RETRY_CONFLICT_NS;
@@ -175,6 +178,15 @@ static int azure_failure(struct pass *p, int rc, const char *what)
 			: !strncmp(e->reason, "Credential", 10) ? e->reason : "AzureRequestRefused";
 		int wrc = commit(p, APP_STALLED, reason, msg, false, "Reconcile");
 		return wrc ? wrc : CTL_ETERMINAL;
+	}
+	if (!strcmp(e->reason, "ConnectionFailed")) {
+		/* No answer at all: a network or endpoint problem a human must
+		 * look at. Keep trying (the queue backs off) while Stalled. */
+		char reason_msg[1400];
+		snprintf(reason_msg, sizeof(reason_msg), "%s", msg);
+		commit(p, APP_STALLED, "AzureUnreachable", reason_msg, false, "Reconcile");
+		ctl_error_set(rc, "AzureUnreachable", "%s", reason_msg);
+		return rc;
 	}
 	commit(p, APP_PROGRESSING, "AzureUnavailable", msg, false, "Reconcile");
 	if (retry_ms > 0) {
@@ -403,8 +415,9 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		if (act.kind == AGENTPOOL_ADOPT)
 			app_json_set_str(p.status, "azureResourceId", p.pool->id ? p.pool->id : "");
 		snprintf(msg, sizeof(msg), "%s pool %s has %d instance(s) as declared", d.tier, p.azure_name, d.count);
-		rc = commit(&p, APP_READY, act.kind == AGENTPOOL_ADOPT ? "Adopted" : "Succeeded", msg,
-			    act.kind == AGENTPOOL_ADOPT, act.kind == AGENTPOOL_ADOPT ? "Adopt" : "Reconcile");
+		if (act.kind == AGENTPOOL_ADOPT)
+			event(&p, "Normal", "Adopted", "Adopt", act.message);
+		rc = commit(&p, APP_READY, "Succeeded", msg, false, "Reconcile");
 		/* Keep the queue depth fresh while runs wait; otherwise resync
 		 * is enough. */
 		if (rc == 0 && o.queued_runs > 0)

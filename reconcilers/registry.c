@@ -54,8 +54,11 @@ static int azure_failure(struct app *a, const struct ctl_obj *obj, cJSON *status
 		int wrc = finish(a, obj, status, t, "Warning", reason, msg);
 		return wrc ? wrc : CTL_ETERMINAL;
 	}
-	bool t = app_set_state(status, APP_PROGRESSING, "AzureUnavailable", msg, obj->generation);
-	finish(a, obj, status, t, "Warning", "AzureUnavailable", msg);
+	bool unreachable = !strcmp(e->reason, "ConnectionFailed");
+	const char *reason = unreachable ? "AzureUnreachable" : "AzureUnavailable";
+	bool t = app_set_state(status, unreachable ? APP_STALLED : APP_PROGRESSING, reason, msg, obj->generation);
+	finish(a, obj, status, t, "Warning", reason, msg);
+	ctl_error_set(CTL_EUNAVAIL, reason, "%s", msg);
 	return CTL_EUNAVAIL;
 }
 
