@@ -1,30 +1,84 @@
 #!/usr/bin/env bash
-# quickstart.sh: the README's first command. Brings up a real control plane
-# on loopback, installs the CRDs and the samples, shows them, and keeps
-# everything running until Ctrl-C (then stops it all).
+# quickstart.sh: the README's first command, the whole demo on this machine:
+# a real kube-apiserver and etcd on loopback, the Azure emulator, the
+# operator (authenticating with workload identity, as on AKS), and the
+# samples applied; then a live view of the pools until Ctrl-C, which stops
+# everything.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STATE=${QUICKSTART_DIR:-${XDG_RUNTIME_DIR:-/tmp}/acrpool-quickstart}
+BUILD=${ACRPOOL_BUILD_DIR:-$ROOT/build}
+STATE=${QUICKSTART_DIR:-${TMPDIR:-/tmp}/acrpool-quickstart}
+SUB=00000000-0000-0000-0000-000000000000
+TENANT=22222222-2222-2222-2222-222222222222
+CLIENT=11111111-1111-1111-1111-111111111111
+PIDS=()
 
-"$ROOT/scripts/testenv.sh" stop "$STATE" 2>/dev/null || true
-trap '"$ROOT/scripts/testenv.sh" stop "$STATE"; echo; echo "quickstart: stopped"' EXIT
-TESTENV_OWNER_PID=$$ "$ROOT/scripts/testenv.sh" start "$STATE"
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	"$ROOT/scripts/testenv.sh" stop "$STATE/cp" >/dev/null 2>&1 || true
+	echo
+	echo "quickstart: stopped (logs in $STATE)"
+}
+
+"$ROOT/scripts/testenv.sh" stop "$STATE/cp" >/dev/null 2>&1 || true
+rm -rf "$STATE"; mkdir -p "$STATE"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+TESTENV_OWNER_PID=$$ "$ROOT/scripts/testenv.sh" start "$STATE/cp"
 # shellcheck disable=SC1091
-source "$STATE/env"
+source "$STATE/cp/env"
 
-kubectl apply -f "$ROOT/crds/"
-kubectl wait --for condition=Established --timeout=60s -f "$ROOT/crds/"
-kubectl create namespace acrpool-demo --dry-run=client -o yaml | kubectl apply -f -
+kubectl apply -f "$ROOT/crds/" >/dev/null
+kubectl wait --for condition=Established --timeout=60s -f "$ROOT/crds/" >/dev/null
+
+# The Azure side: the emulator with a Premium registry, and an app whose
+# federated credential trusts our API server's service account tokens,
+# exactly as Microsoft Entra Workload ID is set up for AKS.
+python3 "$ROOT/tests/emulator/acr_emulator.py" --port 0 --port-file "$STATE/emulator.port" \
+	2>"$STATE/emulator.log" &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -s "$STATE/emulator.port" ] && break; sleep 0.1; done
+EMU="http://127.0.0.1:$(cat "$STATE/emulator.port")"
+ctl() { curl -fsS -X "$1" "$EMU/_emulator/$2" -H 'Content-Type: application/json' -d "$3" >/dev/null; }
+ctl PUT "registries/$SUB/myresourcegroup/myregistry" '{"location": "eastus", "sku": "Premium"}'
+ctl POST identity/clients "{\"tenantId\": \"$TENANT\", \"clientId\": \"$CLIENT\",
+	\"federatedCredentials\": [{\"issuer\": \"$TESTENV_APISERVER/\",
+	\"subject\": \"system:serviceaccount:acrpool-system:acrpool-controller\",
+	\"audience\": \"api://AzureADTokenExchange\"}]}"
+
+# The operator's identity: a service account token for the Entra audience,
+# where the workload identity webhook would project it on AKS.
+kubectl create namespace acrpool-system >/dev/null
+kubectl -n acrpool-system create serviceaccount acrpool-controller >/dev/null
+kubectl -n acrpool-system create token acrpool-controller --audience api://AzureADTokenExchange \
+	--duration 24h >"$STATE/azure-identity-token"
+
+AZURE_FEDERATED_TOKEN_FILE="$STATE/azure-identity-token" "$BUILD/reconcilers/acrpool-controller" \
+	--kubeconfig "$KUBECONFIG" --arm-endpoint "$EMU" --authority-host "$EMU/" \
+	--metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
+	2>"$STATE/operator.log" &
+PIDS+=($!)
+
+kubectl create namespace acrpool-demo >/dev/null
 kubectl apply -n acrpool-demo -k "$ROOT/manifests/samples"
-echo
-kubectl get -n acrpool-demo registries,agentpools,tasks,taskruns
+kubectl wait -n acrpool-demo --for=condition=Ready --timeout=120s registry/myregistry >/dev/null
+kubectl wait -n acrpool-demo --for=condition=Ready --timeout=120s agentpool --all >/dev/null
+
 cat <<MSG
 
-quickstart: a real kube-apiserver is serving the acrpool API.
-  In another shell:  source $STATE/env
-                     kubectl get -n acrpool-demo agentpools -o yaml
-                     kubectl explain agentpool.spec
-Press Ctrl-C to stop everything.
+quickstart: the operator created the sample pools in the Azure emulator.
+  In another shell:   source $STATE/cp/env
+                      kubectl -n acrpool-demo patch agentpool myagentpool --type=merge -p '{"spec":{"count":2}}'
+                      kubectl -n acrpool-demo describe agentpool myagentpool
+  Logs:               $STATE/operator.log (operator), $STATE/emulator.log (Azure emulator)
+  Real Azure instead: drop --arm-endpoint and --authority-host, point manifests/samples/registry.yaml at
+                      your Premium registry and identity, and deploy as in docs/deploy-aks.md.
+Watching agent pools; Ctrl-C stops everything.
+
 MSG
-if [ "${QUICKSTART_EXIT:-}" = 1 ]; then exit 0; fi
-while :; do sleep 3600; done
+if [ "${QUICKSTART_EXIT:-}" = 1 ]; then
+	kubectl get -n acrpool-demo registries,agentpools
+	exit 0
+fi
+kubectl get -n acrpool-demo agentpools --watch

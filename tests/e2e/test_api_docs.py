@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from kubeenv import ROOT
 
 GEN = ROOT / "scripts" / "gen-api-docs.py"
 DOC = ROOT / "docs" / "reference" / "api.md"

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
+from kubeenv import ROOT
 
 SCRIPT = ROOT / "docs" / "argocd-health.lua"
 LUA = shutil.which("lua5.4")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import ROOT
+from kubeenv import ROOT
 
 KINDS = {"registries": "Registry", "agentpools": "AgentPool", "tasks": "Task", "taskruns": "TaskRun"}
 

@@ -22,7 +22,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT
+from kubeenv import ROOT
 
 BASE = ROOT / "manifests" / "base"
 OVERLAY = ROOT / "manifests" / "overlays" / "single-namespace"

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import Kube, ROOT, TESTENV, _read_env
+from kubeenv import Kube, ROOT, TESTENV, _read_env
 from procs import BUILD, Proc, wait_until
 
 TESTCTL = BUILD / "tests" / "unit" / "acrpool-testctl"
