@@ -15,6 +15,7 @@
 #include "agentpool_plan.h"
 #include "app.h"
 #include "azure.h"
+#include "capacity.h"
 #include "conditions.h"
 #include "error.h"
 #include "log.h"
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define POLL_IN_FLIGHT_NS (5LL * 1000000000)
 #define POLL_DRAIN_NS (10LL * 1000000000)
@@ -197,7 +199,21 @@ static int azure_failure(struct pass *p, int rc, const char *what)
 	return rc;
 }
 
-static void set_pool_metrics(struct pass *p, int count, int desired, int queued)
+static const char *const sources[] = {"Spec", "Schedule", "Autoscale"};
+
+/* Where the desired count comes from, kube-state-metrics style: one series
+ * per source, 1 for the one in force. Registering is idempotent, so the
+ * family is looked up here rather than kept in the app. */
+static struct ctl_metric *source_metric(struct app *a)
+{
+	static const char *const labels[] = {"namespace", "name", "source", NULL};
+	struct ctl_metric *f = NULL;
+	ctl_metrics_gauge(&f, a->metrics, "acrpool_agentpool_desired_count_source",
+			  "Where the pool's desired count comes from: 1 for the source in force.", labels);
+	return f;
+}
+
+static void set_pool_metrics(struct pass *p, int count, int desired, int queued, const char *source)
 {
 	const char *labels[] = {p->obj->namespace, p->obj->name, NULL};
 	if (count >= 0)
@@ -205,6 +221,11 @@ static void set_pool_metrics(struct pass *p, int count, int desired, int queued)
 	ctl_metric_set(p->a->pool_desired, labels, desired);
 	if (queued >= 0)
 		ctl_metric_set(p->a->pool_queued, labels, queued);
+	struct ctl_metric *f = source_metric(p->a);
+	for (size_t i = 0; i < 3; i++) {
+		const char *sl[] = {p->obj->namespace, p->obj->name, sources[i], NULL};
+		ctl_metric_set(f, sl, !strcmp(source, sources[i]));
+	}
 }
 
 static void remove_pool_metrics(struct app *a, const char *ns, const char *name)
@@ -213,6 +234,11 @@ static void remove_pool_metrics(struct app *a, const char *ns, const char *name)
 	ctl_metric_remove(a->pool_count, labels);
 	ctl_metric_remove(a->pool_desired, labels);
 	ctl_metric_remove(a->pool_queued, labels);
+	struct ctl_metric *f = source_metric(a);
+	for (size_t i = 0; i < 3; i++) {
+		const char *sl[] = {ns, name, sources[i], NULL};
+		ctl_metric_remove(f, sl);
+	}
 }
 
 static int64_t op_delay_ns(const struct arm_operation *op)
@@ -247,6 +273,155 @@ static int release(struct pass *p, const char *reason, const char *msg)
 		remove_pool_metrics(p->a, p->obj->namespace, p->obj->name);
 	}
 	return rc;
+}
+
+/* The wall clock capacity decisions use. ACRPOOL_TEST_CLOCK_FILE (tests
+ * only) names a file holding the current time in epoch seconds, so the
+ * end-to-end tests can move through schedule windows without waiting. */
+static long long capacity_now(void)
+{
+	const char *path = getenv("ACRPOOL_TEST_CLOCK_FILE");
+	if (path && *path) {
+		FILE *f = fopen(path, "r");
+		long long t = 0;
+		if (f) {
+			int ok = fscanf(f, "%lld", &t) == 1;
+			fclose(f);
+			if (ok && t > 0)
+				return t;
+		}
+	}
+	return (long long)time(NULL);
+}
+
+/* Runs executing on the pool (Started or Running), for autoscale: the
+ * queue alone would let a scale-down take instances from running work.
+ * -1 when it cannot be read. */
+static int running_runs(struct pass *p)
+{
+	struct arm_run *runs = NULL;
+	size_t n = 0;
+	char *filter = xasprintf("AgentPoolName eq '%s' and Status eq 'Running' or "
+				 "AgentPoolName eq '%s' and Status eq 'Started'", p->azure_name, p->azure_name);
+	int rc = arm_run_list(&runs, &n, p->conn->arm, &p->conn->ref, filter, 100);
+	free(filter);
+	if (rc != 0)
+		return -1;
+	arm_run_array_free(runs, n);
+	return (int)n;
+}
+
+struct capacity_plan {
+	struct capacity_schedule sched;
+	bool has_schedule;
+	bool has_autoscale;
+	struct capacity_autoscale_result as;
+	struct capacity_desired want;
+	struct capacity_quota quota;
+	int64_t requeue_ns;          /* when the decision may change by itself */
+	char message[512];
+};
+
+/* Decide the desired count from spec.count, countSchedule and autoscale,
+ * then cap it by quota. Returns 0, or CTL_EINVALID with a message for a
+ * schedule that cannot be evaluated (bad time zone or cron). */
+static int plan_capacity(struct pass *p, struct capacity_plan *cp, int current, int decided, int queued,
+			 const char *tier, int other_vcpu, int quota_vcpu)
+{
+	const struct ctl_obj *obj = p->obj;
+	long long now = capacity_now();
+	int spec_count = spec_int(obj, "spec.count", 1);
+	memset(cp, 0, sizeof(*cp));
+	cp->sched.active = -1;
+
+	const cJSON *windows = ctl_obj_field(obj, "spec.countSchedule.windows");
+	if (cJSON_IsArray(windows) && cJSON_GetArraySize(windows) > 0) {
+		const char *zone = ctl_obj_string(obj, "spec.countSchedule.timeZone");
+		const struct tz *tz = NULL;
+		int rc = tz_load(&tz, zone ? zone : "UTC");
+		if (rc != 0)
+			return ctl_error_set(CTL_EINVALID, "InvalidTimeZone", "spec.countSchedule.timeZone: %s",
+					     ctl_error_last()->message);
+		size_t n = (size_t)cJSON_GetArraySize(windows), i = 0;
+		struct capacity_window *w = xcalloc(n, sizeof(*w));
+		const cJSON *it;
+		cJSON_ArrayForEach(it, windows) {
+			const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "count");
+			const cJSON *mn = cJSON_GetObjectItemCaseSensitive(it, "minCount");
+			const cJSON *mx = cJSON_GetObjectItemCaseSensitive(it, "maxCount");
+			w[i].cron = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "cron"));
+			w[i].count = cJSON_IsNumber(c) ? c->valueint : -1;
+			w[i].min_count = cJSON_IsNumber(mn) ? mn->valueint : -1;
+			w[i].max_count = cJSON_IsNumber(mx) ? mx->valueint : -1;
+			if (!w[i].cron)
+				w[i].cron = "";
+			i++;
+		}
+		rc = capacity_schedule(&cp->sched, w, n, tz, now);
+		free(w);
+		if (rc != 0)
+			return ctl_error_set(CTL_EINVALID, "InvalidSchedule", "spec.%s", ctl_error_last()->message);
+		cp->has_schedule = true;
+		if (cp->sched.next >= 0 && cp->sched.next_time > now)
+			cp->requeue_ns = (int64_t)(cp->sched.next_time - now + 1) * 1000000000LL;
+	}
+	const cJSON *auto_ = ctl_obj_field(obj, "spec.autoscale");
+	if (cJSON_IsObject(auto_)) {
+		struct capacity_autoscale_params spec = {
+			.min_count = spec_int(obj, "spec.autoscale.minCount", 0),
+			.max_count = spec_int(obj, "spec.autoscale.maxCount", 1),
+			.runs_per_instance = spec_int(obj, "spec.autoscale.runsPerInstance", 1),
+			.scale_down_delay_s = spec_int(obj, "spec.autoscale.scaleDownDelaySeconds", 300),
+		}, bounds;
+		capacity_bounds(&bounds, &spec, cp->has_schedule ? &cp->sched : NULL);
+		long long last_busy = 0;
+		const char *lb = status_str(p->status, "lastBusyTime");
+		if (lb)
+			ctl_time_parse(lb, &last_busy);
+		/* Autoscale starts from the count it decided last, not from what
+		 * Azure shows: a human's out-of-band change is drift to put back,
+		 * not capacity to keep until the scale-down delay. */
+		struct capacity_autoscale_observed o = {
+			.queued = queued,
+			.running = queued >= 0 ? running_runs(p) : -1,
+			.current = decided >= 0 ? decided : current,
+			.last_busy = last_busy,
+			.now = now,
+		};
+		capacity_autoscale(&cp->as, &bounds, &o);
+		cp->has_autoscale = true;
+		char when[32];
+		if (cp->as.last_busy > 0)
+			app_json_set_str(p->status, "lastBusyTime", ctl_time_format(cp->as.last_busy, when));
+		/* Autoscale polls the queue; a delayed scale-down falls due on
+		 * its own time. */
+		int64_t poll = p->a->opts->queue_poll_ms * 1000000LL;
+		if (cp->as.recheck_after_s > 0 && cp->as.recheck_after_s * 1000000000LL < poll)
+			poll = cp->as.recheck_after_s * 1000000000LL;
+		if (!cp->requeue_ns || poll < cp->requeue_ns)
+			cp->requeue_ns = poll;
+	} else {
+		cJSON_DeleteItemFromObjectCaseSensitive(p->status, "lastBusyTime");
+	}
+	capacity_desired(&cp->want, spec_count, cp->has_schedule ? &cp->sched : NULL,
+			 cp->has_autoscale ? &cp->as : NULL);
+	capacity_quota_cap(&cp->quota, cp->want.count, current, tier, other_vcpu, quota_vcpu);
+	/* Only capacity that moves by itself (schedule, autoscale) is capped
+	 * here; a fixed spec.count over quota is the plan's QuotaExceeded. */
+	if (cp->want.source == CAPACITY_SPEC)
+		cp->quota.count = cp->want.count, cp->quota.capped = false;
+
+	if (cp->quota.capped)
+		snprintf(cp->message, sizeof(cp->message), "%s", cp->quota.message);
+	else if (cp->want.source == CAPACITY_AUTOSCALE)
+		snprintf(cp->message, sizeof(cp->message), "%s", cp->as.message);
+	else if (cp->want.source == CAPACITY_SCHEDULE && cp->sched.active >= 0)
+		snprintf(cp->message, sizeof(cp->message), "window \"%s\" in force since its last firing",
+			 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+				 cJSON_GetArrayItem(windows, cp->sched.active), "cron")));
+	else
+		snprintf(cp->message, sizeof(cp->message), "spec.count");
+	return 0;
 }
 
 int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
@@ -322,8 +497,12 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		rc = 0;
 	}
 
-	/* What is declared. Capacity (schedules, autoscale) is not wired yet:
-	 * the desired count is spec.count. */
+	/* What status said before this pass, for telling drift from a
+	 * change of mind. */
+	int prev_desired = status_int(p.status, "desiredCount", -1);
+	int prev_count = status_int(p.status, "count", -1);
+
+	/* What is declared. */
 	const cJSON *spec_tags = ctl_obj_field(obj, "spec.tags");
 	tags_desired = tags_canonical_json(cJSON_IsObject(spec_tags) ? spec_tags : NULL, NULL, 0);
 	struct agentpool_desired d = {
@@ -380,6 +559,31 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 				o.queued_runs = q;
 		}
 	}
+	/* The count: spec.count, a schedule window, or autoscale, capped by
+	 * quota when it moves by itself. */
+	struct capacity_plan cp;
+	bool iso_tier = false;
+	agentpool_tier_vcpu(d.tier, &iso_tier);
+	if (!d.deleting) {
+		if (plan_capacity(&p, &cp, p.pool ? o.count : 0,
+				  status_str(p.status, "desiredCountSource") &&
+				  !strcmp(status_str(p.status, "desiredCountSource"), "Autoscale") ? prev_desired : -1,
+				  o.queued_runs, d.tier,
+				  iso_tier ? o.other_isolated_vcpu : o.other_standard_vcpu,
+				  iso_tier ? o.quota_isolated_vcpu : o.quota_standard_vcpu) != 0) {
+			const struct ctl_error *e = ctl_error_last();
+			snprintf(msg, sizeof(msg), "%s", e->message);
+			char reason[128];
+			snprintf(reason, sizeof(reason), "%s", e->reason);
+			rc = commit(&p, APP_STALLED, reason, msg, false, "Reconcile");
+			goto done;
+		}
+		d.count = cp.quota.count;
+	} else {
+		memset(&cp, 0, sizeof(cp));
+		cp.sched.active = -1;
+		cp.want.source = CAPACITY_SPEC;
+	}
 	const char *drain = status_str(p.status, "drainStartedAt");
 	long long drain_t = 0;
 	if (drain && ctl_time_parse(drain, &drain_t) == 0)
@@ -387,22 +591,33 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 
 	struct agentpool_action act;
 	agentpool_plan(&d, &o, &act);
+	char now[32];
 
 	/* Status that holds whatever the action. */
 	status_observe(&p, p.pool);
 	app_json_set_num(p.status, "desiredCount", d.count);
-	app_json_set_str(p.status, "desiredCountSource", "Spec");
+	app_json_set_str(p.status, "desiredCountSource", capacity_source_name(cp.want.source));
+	if (cp.has_schedule && cp.sched.active >= 0)
+		app_json_set_str(p.status, "activeWindow", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetArrayItem(ctl_obj_field(obj, "spec.countSchedule.windows"), cp.sched.active), "cron")));
+	else
+		cJSON_DeleteItemFromObjectCaseSensitive(p.status, "activeWindow");
+	if (cp.has_schedule && cp.sched.next >= 0)
+		app_json_set_str(p.status, "nextWindowTime", ctl_time_format(cp.sched.next_time, now));
+	else
+		cJSON_DeleteItemFromObjectCaseSensitive(p.status, "nextWindowTime");
+	if (!d.deleting)
+		app_json_set_str(p.status, "capacityMessage", cp.message);
 	if (o.queued_runs >= 0)
 		app_json_set_num(p.status, "queuedRuns", o.queued_runs);
 	if (p.pool && p.pool->id && o.owned)
 		app_json_set_str(p.status, "azureResourceId", p.pool->id);
-	set_pool_metrics(&p, p.pool ? o.count : -1, d.count, o.queued_runs);
+	set_pool_metrics(&p, p.pool ? o.count : -1, d.count, o.queued_runs, capacity_source_name(cp.want.source));
 	if (act.kind != AGENTPOOL_DRAIN && act.kind != AGENTPOOL_DELETE && act.kind != AGENTPOOL_WAIT)
 		cJSON_DeleteItemFromObjectCaseSensitive(p.status, "drainStartedAt");
 
 	bool was_ready = ctl_conditions_is_true(p.status, "Ready");
 	long long observed_gen = (long long)status_int(p.status, "observedGeneration", -1);
-	char now[32];
 	switch (act.kind) {
 	case AGENTPOOL_RELEASE:
 		rc = release(&p, act.reason, act.message);
@@ -474,15 +689,24 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 			app_json_set_str(p.status, "provisioningState", "Updating");
 		app_json_set_str(p.status, "lastScaleTime", app_now(now));
 		p.requeue_ns = op_delay_ns(op);
-		/* The declaration did not change since we last had it in sync:
-		 * someone changed Azure behind our back. */
-		bool drift = was_ready && observed_gen == obj->generation;
+		/* Nothing we want changed since we last had Azure in sync, yet
+		 * Azure differs: someone changed it behind our back. */
+		bool drift = was_ready && observed_gen == obj->generation && prev_desired == d.count &&
+			     prev_count == d.count;
 		if (drift) {
 			snprintf(msg, sizeof(msg), "Azure had %d instance(s)%s; set back to the declared %d",
 				 old_count, old_count == d.count ? " and other tags" : "", d.count);
 			event(&p, "Warning", "DriftCorrected", "Scale", msg);
+		} else if (cp.want.source == CAPACITY_AUTOSCALE || cp.want.source == CAPACITY_SCHEDULE ||
+			   cp.quota.capped) {
+			/* An Event per scaling decision, with its reason. */
+			const char *why = cp.quota.capped ? "QuotaCapped"
+				: cp.want.source == CAPACITY_AUTOSCALE ? cp.as.reason : "ScheduleWindow";
+			snprintf(msg, sizeof(msg), "%d -> %d instance(s): %s", old_count, d.count, cp.message);
+			event(&p, "Normal", why, "Scale", msg);
 		}
-		rc = commit(&p, APP_PROGRESSING, act.reason, act.message, !drift, "Scale");
+		rc = commit(&p, APP_PROGRESSING, act.reason, act.message,
+			    !drift && cp.want.source == CAPACITY_SPEC, "Scale");
 		break;
 	}
 	case AGENTPOOL_DELETE:
@@ -505,6 +729,8 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		}
 		break;
 	}
+	if (rc == 0 && cp.requeue_ns > 0 && (p.requeue_ns <= 0 || cp.requeue_ns < p.requeue_ns))
+		p.requeue_ns = cp.requeue_ns;
 done:
 	if (rc == 0 && p.requeue_ns > 0)
 		out->requeue_after_ns = p.requeue_ns;
