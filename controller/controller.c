@@ -179,9 +179,12 @@ static void log_error(struct ctl_controller *c, const char *key, const char *id,
 	const struct ctl_error *e = ctl_error_last();
 	const char *msg = e->code == rc && e->message[0] ? e->message : ctl_error_name(rc);
 	const char *reason = e->code == rc ? e->reason : "";
+	/* The peer's request id (x-ms-request-id, the API server's audit id)
+	 * is what a support ticket needs. */
+	const char *request_id = e->code == rc && e->request_id[0] ? e->request_id : NULL;
 	ctl_log(CTL_LOG_ERROR, "Reconciler error", "controller", c->name, "key", key,
 		"reconcileID", id, "error", msg, "reason", reason, "code", ctl_error_name(rc),
-		NULL);
+		request_id ? "requestId" : NULL, request_id, NULL);
 }
 
 /* One reconcile and its outcome; the key is processing in the queue. */

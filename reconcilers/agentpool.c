@@ -166,8 +166,9 @@ static int azure_failure(struct pass *p, int rc, const char *what)
 	if (!strcmp(e->reason, "ConnectionFailed"))
 		snprintf(msg, sizeof(msg), "%s: no answer from Azure: %s", what, e->message);
 	else
-		snprintf(msg, sizeof(msg), "%s: Azure answered %s%s%s", what, e->reason[0] ? e->reason : "error",
-			 e->message[0] ? ": " : "", e->message);
+		snprintf(msg, sizeof(msg), "%s: Azure answered %s%s%s%s%s%s", what, e->reason[0] ? e->reason : "error",
+			 e->message[0] ? ": " : "", e->message, e->request_id[0] ? " (request id " : "",
+			 e->request_id, e->request_id[0] ? ")" : "");
 	long retry_ms = e->retry_after_ms;
 	if (rc == CTL_ECONFLICT) {
 		p->requeue_ns = RETRY_CONFLICT_NS;
