@@ -25,12 +25,12 @@ RUN cmake -S . -B build -G Ninja -DACRPOOL_SANITIZE=OFF -DACRPOOL_TESTS=OFF -DCM
 
 FROM debian:bookworm-slim
 # libcurl4 (and through it libssl3, libnghttp2, ...), cJSON, libyaml,
-# libwebsockets, OpenSSL and libcap, which the binary links directly; CA
+# libwebsockets, OpenSSL, zlib and libcap, which the binary links directly; CA
 # certificates for Azure and the API server; time zones for countSchedule's
 # timeZone.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcurl4 libcjson1 libyaml-0-2 libwebsockets17 libssl3 libcap2 \
+      libcurl4 libcjson1 libyaml-0-2 libwebsockets17 libssl3 zlib1g libcap2 \
       ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/bin/acrpool-controller /usr/local/bin/acrpool-controller

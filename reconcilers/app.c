@@ -4,13 +4,105 @@
 #include "app.h"
 
 #include "conditions.h"
+#include "error.h"
 #include "xalloc.h"
 
+#include "objects.h"
+
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 const struct ctl_gvr gvr_registries = {ACRPOOL_GROUP, ACRPOOL_VERSION_API, "registries"};
 const struct ctl_gvr gvr_agentpools = {ACRPOOL_GROUP, ACRPOOL_VERSION_API, "agentpools"};
+const struct ctl_gvr gvr_tasks = {ACRPOOL_GROUP, ACRPOOL_VERSION_API, "tasks"};
+const struct ctl_gvr gvr_taskruns = {ACRPOOL_GROUP, ACRPOOL_VERSION_API, "taskruns"};
+const struct ctl_gvr gvr_secrets = {"", "v1", "secrets"};
+const struct ctl_gvr gvr_configmaps = {"", "v1", "configmaps"};
+
+unsigned char *app_base64_decode(const char *in, size_t *len)
+{
+	size_t n = strlen(in);
+	unsigned char *out = xmalloc(n * 3 / 4 + 3);
+	unsigned bits = 0;
+	int nbits = 0;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		int v;
+		if (c >= 'A' && c <= 'Z')
+			v = c - 'A';
+		else if (c >= 'a' && c <= 'z')
+			v = c - 'a' + 26;
+		else if (c >= '0' && c <= '9')
+			v = c - '0' + 52;
+		else if (c == '+')
+			v = 62;
+		else if (c == '/')
+			v = 63;
+		else if (c == '=')
+			break;
+		else if (c == '\n' || c == '\r')
+			continue;
+		else {
+			free(out);
+			return NULL;
+		}
+		bits = (bits << 6) | (unsigned)v;
+		nbits += 6;
+		if (nbits >= 8) {
+			nbits -= 8;
+			out[o++] = (unsigned char)((bits >> nbits) & 0xff);
+		}
+	}
+	out[o] = '\0';
+	*len = o;
+	return out;
+}
+
+void app_secret_free(char *value)
+{
+	if (value) {
+		explicit_bzero(value, strlen(value));
+		free(value);
+	}
+}
+
+int app_secret_read(char **out, struct app *a, const char *ns, const char *name, const char *key)
+{
+	cJSON *s = NULL;
+	*out = NULL;
+	int rc = ctl_kube_get(&s, a->kube, &gvr_secrets, ns, name, NULL);
+	if (rc == CTL_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s, "data"), key);
+	if (cJSON_IsString(v)) {
+		size_t len;
+		*out = (char *)app_base64_decode(v->valuestring, &len);
+		if (*out && strlen(*out) != len) {
+			/* A NUL inside: not a usable token or value. */
+			app_secret_free(*out);
+			*out = NULL;
+		}
+	}
+	/* The whole Secret came over the wire; leave no copy behind. */
+	for (cJSON *d = cJSON_GetObjectItemCaseSensitive(s, "data") ? cJSON_GetObjectItemCaseSensitive(s, "data")->child
+								    : NULL; d; d = d->next)
+		if (cJSON_IsString(d))
+			explicit_bzero(d->valuestring, strlen(d->valuestring));
+	cJSON_Delete(s);
+	return 0;
+}
+
+const char *app_pool_azure_name(const struct ctl_obj *pool)
+{
+	const char *n = ctl_obj_string(pool, "status.azureName");
+	if (!n || !*n)
+		n = ctl_obj_string(pool, "spec.azureName");
+	return n && *n ? n : pool->name;
+}
 
 const char *app_now(char buf[32])
 {

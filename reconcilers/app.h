@@ -23,6 +23,10 @@
 
 extern const struct ctl_gvr gvr_registries;
 extern const struct ctl_gvr gvr_agentpools;
+extern const struct ctl_gvr gvr_tasks;
+extern const struct ctl_gvr gvr_taskruns;
+extern const struct ctl_gvr gvr_secrets;
+extern const struct ctl_gvr gvr_configmaps;
 
 struct app {
 	const struct options *opts;
@@ -32,8 +36,12 @@ struct app {
 	struct ctl_metrics *metrics;
 	struct ctl_informer *registries;
 	struct ctl_informer *agentpools;
+	struct ctl_informer *tasks;
+	struct ctl_informer *taskruns;
 	struct ctl_controller *registry_ctl;
 	struct ctl_controller *agentpool_ctl;
+	struct ctl_controller *task_ctl;
+	struct ctl_controller *taskrun_ctl;
 	/* Per-pool gauges (label namespace, name). */
 	struct ctl_metric *pool_count, *pool_desired, *pool_queued;
 };
@@ -56,10 +64,29 @@ void app_json_set(cJSON *obj, const char *name, cJSON *value);
 void app_json_set_str(cJSON *obj, const char *name, const char *value);
 void app_json_set_num(cJSON *obj, const char *name, double value);
 
+/* The value of key in Secret ns/name, read from the API server (there is
+ * no Secret informer: the operator keeps no copy of every Secret). *out is
+ * NULL when the Secret or the key does not exist; otherwise a new string
+ * the caller wipes and frees (app_secret_free). Errors are the API's. */
+int app_secret_read(char **out, struct app *a, const char *ns, const char *name, const char *key);
+void app_secret_free(char *value);
+
+/* Decode base64 (standard alphabet, padding optional) into a new buffer
+ * of *len bytes (NUL-terminated too). NULL when malformed. */
+unsigned char *app_base64_decode(const char *in, size_t *len);
+
+/* The Azure name of an AgentPool object: status.azureName, else
+ * spec.azureName, else metadata.name. */
+const char *app_pool_azure_name(const struct ctl_obj *pool);
+
 /* Reconcilers. */
 int registry_reconcile(void *ctx, const char *key, struct ctl_result *out);
 int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out);
 int app_list_keys_registries(void *ctx, ctl_key_fn each, void *ud);
 int app_list_keys_agentpools(void *ctx, ctl_key_fn each, void *ud);
+int task_reconcile(void *ctx, const char *key, struct ctl_result *out);
+int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out);
+int app_list_keys_tasks(void *ctx, ctl_key_fn each, void *ud);
+int app_list_keys_taskruns(void *ctx, ctl_key_fn each, void *ud);
 
 #endif

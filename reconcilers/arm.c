@@ -412,6 +412,8 @@ struct wire_req {
 	const char *const *extra;  /* NULL-terminated extra headers */
 	int auth;                  /* send the bearer token (ARM) */
 	int blob;                  /* storage: url is a secret, errors are XML */
+	int once;                  /* not idempotent: no retry once Azure may have it */
+	int *unknown;              /* once: set when the outcome is unknown */
 };
 
 struct wire_state {
@@ -653,6 +655,20 @@ static int send_with_retries(struct arm_response *r, struct arm_client *c, const
 			continue;
 		}
 		int retryable = rc == CTL_EUNAVAIL || (rc == 0 && arm_status_retryable(r->status));
+		if (q->once) {
+			/* A refused connection or a 429 never reached the resource
+			 * provider; anything else might have. */
+			int not_sent = (rc == CTL_EUNAVAIL && (cc == CURLE_COULDNT_CONNECT ||
+							       cc == CURLE_COULDNT_RESOLVE_HOST ||
+							       cc == CURLE_COULDNT_RESOLVE_PROXY)) ||
+				       (rc == 0 && r->status == 429);
+			if (q->unknown)
+				*q->unknown = !not_sent && (rc != 0 || r->status >= 500 || r->status == 408);
+			if (!not_sent)
+				retryable = 0;
+			if (rc != 0 && !retryable)
+				goto done;
+		}
 		if (!retryable) {
 			if (rc == 0)
 				rc = q->blob ? blob_error_set(r->status, ctl_buf_str(&r->body), r->request_id, -1)
@@ -708,8 +724,17 @@ static int same_origin(const struct arm_client *c, const char *url)
 	return ok;
 }
 
+static int request_once(struct arm_response *out, struct arm_client *c, const char *method,
+			const char *target, const char *operation, const char *body, int once, int *unknown);
+
 int arm_request(struct arm_response *out, struct arm_client *c, const char *method, const char *target,
 		const char *operation, const char *body)
+{
+	return request_once(out, c, method, target, operation, body, 0, NULL);
+}
+
+static int request_once(struct arm_response *out, struct arm_client *c, const char *method,
+			const char *target, const char *operation, const char *body, int once, int *unknown)
 {
 	int rc;
 	char *url = NULL;
@@ -729,6 +754,7 @@ int arm_request(struct arm_response *out, struct arm_client *c, const char *meth
 	struct wire_req q = {
 		.method = method, .url = url, .operation = operation, .body = body,
 		.len = body ? strlen(body) : 0, .content_type = "application/json", .auth = 1,
+		.once = once, .unknown = unknown,
 	};
 	rc = send_with_retries(out, c, &q);
 	free(url);
@@ -1590,6 +1616,15 @@ int arm_run_from_json(struct arm_run *r, const cJSON *o)
 	r->last_updated_time = jstr(p, "lastUpdatedTime");
 	r->run_error_message = jstr(p, "runErrorMessage");
 	r->provisioning_state = jstr(p, "provisioningState");
+	const cJSON *timer = jget(p, "timerTrigger");
+	if (cJSON_IsObject(timer))
+		r->trigger = jstr(timer, "timerTriggerName");
+	if (!r->trigger && cJSON_IsObject(timer))
+		r->trigger = xstrdup("Timer");
+	if (!r->trigger && cJSON_IsObject(jget(p, "sourceTrigger")))
+		r->trigger = xstrdup("SourceTrigger");
+	if (!r->trigger && cJSON_IsObject(jget(p, "imageUpdateTrigger")))
+		r->trigger = xstrdup("BaseImageUpdate");
 	const cJSON *imgs = jget(p, "outputImages"), *it;
 	if (cJSON_IsArray(imgs)) {
 		r->output_images = xcalloc((size_t)cJSON_GetArraySize(imgs) + 1, sizeof(*r->output_images));
@@ -1620,6 +1655,7 @@ void arm_run_dispose(struct arm_run *r)
 	free(r->last_updated_time);
 	free(r->run_error_message);
 	free(r->provisioning_state);
+	free(r->trigger);
 	for (size_t i = 0; i < r->noutput_images; i++) {
 		free(r->output_images[i].registry);
 		free(r->output_images[i].repository);
@@ -1673,6 +1709,50 @@ int arm_run_schedule(struct arm_run **out, struct arm_operation **op, struct arm
 	if (rc == 0)
 		rc = run_out(out, o);
 	cJSON_Delete(o);
+	free(path);
+	return rc;
+}
+
+int arm_run_schedule_once(struct arm_run **out, struct arm_operation **op, int *unknown, struct arm_client *c,
+			  const struct arm_registry_ref *ref, const cJSON *request)
+{
+	int rc;
+	cJSON *o = NULL;
+	struct arm_response r;
+	*out = NULL;
+	*unknown = 0;
+	if (op)
+		*op = NULL;
+	if ((rc = ref_valid(ref)))
+		return rc;
+	char *path = registry_path(ref, "/scheduleRun");
+	char *url = path_url(c, path, c->api_version);
+	char *text = cJSON_PrintUnformatted(request);
+	if (!text)
+		abort();
+	arm_response_init(&r);
+	rc = request_once(&r, c, "POST", path, "registries.scheduleRun", text, 1, unknown);
+	if (rc == 0 && r.body.len && !(o = cJSON_Parse(ctl_buf_str(&r.body)))) {
+		/* Azure took it (2xx) but the answer is unreadable: the run may exist. */
+		*unknown = 1;
+		rc = ctl_error_set(CTL_EINVALID, "InvalidResponse", "registries.scheduleRun: response is not JSON");
+	}
+	if (rc == 0) {
+		struct arm_operation *lro = NULL;
+		rc = arm_operation_begin(&lro, "POST", url, &r);
+		if (rc == 0 && op)
+			*op = lro;
+		else
+			arm_operation_free(lro);
+		if (rc == 0)
+			rc = run_out(out, o);
+		if (rc)
+			*unknown = 1;
+	}
+	cJSON_Delete(o);
+	cJSON_free(text);
+	arm_response_dispose(&r);
+	free(url);
 	free(path);
 	return rc;
 }
@@ -1867,5 +1947,136 @@ done:
 	if (fd >= 0)
 		close(fd);
 	ctl_buf_dispose(&b);
+	return rc;
+}
+
+/* ---- blob tail (run logs) ---- */
+
+struct tail_state {
+	char *buf;      /* the last cap bytes seen */
+	size_t cap, len;
+	char range[96]; /* Content-Range of the answer */
+};
+
+static size_t tail_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct tail_state *t = arg;
+	size_t len = size * n;
+	if (len >= t->cap) {
+		memcpy(t->buf, p + len - t->cap, t->cap);
+		t->len = t->cap;
+	} else if (t->len + len <= t->cap) {
+		memcpy(t->buf + t->len, p, len);
+		t->len += len;
+	} else {
+		size_t keep = t->cap - len;
+		memmove(t->buf, t->buf + t->len - keep, keep);
+		memcpy(t->buf + keep, p, len);
+		t->len = t->cap;
+	}
+	return len;
+}
+
+static size_t tail_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct tail_state *t = arg;
+	size_t len = size * n;
+	if (len > 14 && strncasecmp(p, "Content-Range:", 14) == 0) {
+		size_t vlen = len - 14;
+		const char *v = p + 14;
+		while (vlen && (*v == ' ' || *v == '\t'))
+			v++, vlen--;
+		while (vlen && strchr(" \t\r\n", v[vlen - 1]))
+			vlen--;
+		snprintf(t->range, sizeof(t->range), "%.*s", (int)(vlen < 95 ? vlen : 95), v);
+	}
+	return len;
+}
+
+/* One GET of url with an x-ms-range (NULL: all), into t. */
+static int blob_get(long *status, struct arm_client *c, const char *url, const char *range, struct tail_state *t)
+{
+	char line[128], errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *h = NULL;
+	CURL *e = curl_easy_init();
+	if (!e)
+		abort();
+	t->len = 0;
+	t->range[0] = '\0';
+	*status = 0;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_SHARE, c->share);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, USER_AGENT);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, tail_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, tail_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+	if (c->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+	h = curl_slist_append(h, "x-ms-version: " BLOB_VERSION);
+	if (range) {
+		snprintf(line, sizeof(line), "x-ms-range: %s", range);
+		h = curl_slist_append(h, line);
+	}
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	double t0 = monotonic_seconds();
+	CURLcode cc = curl_easy_perform(e);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+	if (c->metrics)
+		c->metrics("GET", "blob.read", cc == CURLE_OK ? *status : 0, monotonic_seconds() - t0, c->metrics_arg);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(e);
+	/* Never errbuf: it can name the URL, and the URL is a secret. */
+	if (cc != CURLE_OK)
+		return ctl_error_set(transport_retryable(cc) ? CTL_EUNAVAIL : CTL_ERR, "ConnectionFailed",
+				     "blob.read: %s", curl_easy_strerror(cc));
+	if (*status == 416)
+		return 0; /* an empty blob has no byte 0 */
+	if (*status < 200 || *status >= 300) {
+		t->buf[t->len < t->cap ? t->len : t->cap - 1] = '\0';
+		return blob_error_set(*status, t->buf, NULL, -1);
+	}
+	return 0;
+}
+
+int arm_blob_tail(char **out, size_t *len, struct arm_client *c, const char *url, size_t tail)
+{
+	struct tail_state t = {.cap = tail ? tail : 1};
+	long status;
+	int rc;
+	*out = NULL;
+	*len = 0;
+	if (!url || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0))
+		return ctl_error_set(CTL_EINVALID, "InvalidBlobUrl", "blob URL is not http(s)");
+	t.buf = xmalloc(t.cap + 1);
+	if ((rc = blob_get(&status, c, url, "bytes=0-0", &t)))
+		goto done;
+	/* 206 "bytes 0-0/<size>": fetch the tail. 200: the server ignored the
+	 * range and sent everything; t already holds its tail. */
+	const char *slash = status == 206 ? strrchr(t.range, '/') : NULL;
+	if (slash) {
+		long long size = atoll(slash + 1);
+		if (size > 1) {
+			char range[64];
+			long long from = size > (long long)tail ? size - (long long)tail : 0;
+			snprintf(range, sizeof(range), "bytes=%lld-", from);
+			if ((rc = blob_get(&status, c, url, range, &t)))
+				goto done;
+		}
+	} else if (status == 416) {
+		t.len = 0;
+	}
+	t.buf[t.len] = '\0';
+	*out = t.buf;
+	*len = t.len;
+	t.buf = NULL;
+done:
+	free(t.buf);
 	return rc;
 }

@@ -318,6 +318,8 @@ struct arm_run {
 	char *last_updated_time;
 	char *run_error_message;
 	char *provisioning_state;
+	char *trigger;              /* what started it: the timer's name, "SourceTrigger" or
+				     * "BaseImageUpdate"; NULL for a scheduleRun request */
 	struct arm_run_image *output_images;
 	size_t noutput_images;
 };
@@ -334,6 +336,14 @@ int arm_run_status_terminal(const char *status);
  * the poll's result: arm_run_from_json on it). */
 int arm_run_schedule(struct arm_run **out, struct arm_operation **op, struct arm_client *c,
 		     const struct arm_registry_ref *ref, const cJSON *request);
+/* scheduleRun sent at most once: no retry after the request may have
+ * reached Azure (only a refused connection or a 429, which ARM answers
+ * before the resource provider sees the request, are tried again). When it
+ * fails, *unknown says whether Azure may still have created the run (no
+ * answer, a timeout, a 5xx): the caller must then look for the run instead
+ * of asking again. A 4xx other than 429 means Azure refused it: no run. */
+int arm_run_schedule_once(struct arm_run **out, struct arm_operation **op, int *unknown, struct arm_client *c,
+			  const struct arm_registry_ref *ref, const cJSON *request);
 int arm_run_get(struct arm_run **out, struct arm_client *c, const struct arm_registry_ref *ref,
 		const char *run_id);
 /* Runs matching filter (OData, may be NULL), at most top (0: all), newest
@@ -346,6 +356,14 @@ int arm_run_cancel(struct arm_operation **op, struct arm_client *c, const struct
  * ctl_log_redact_url of it), never put it in status. */
 int arm_run_log_sas_url(char **out, struct arm_client *c, const struct arm_registry_ref *ref,
 			const char *run_id);
+
+/* The last tail bytes (at most) of the blob at url (a SAS URL such as a
+ * run's logLink: the SAS is the credential, no bearer token is sent). Asks
+ * for the size first (a one-byte x-ms-range), then for the tail; a server
+ * that ignores ranges sends everything and only the tail is kept. *out is
+ * NUL-terminated (caller frees), *len its length. Errors never quote the
+ * URL. */
+int arm_blob_tail(char **out, size_t *len, struct arm_client *c, const char *url, size_t tail);
 
 /* ---- build source upload ---- */
 

@@ -6,6 +6,7 @@
  * SIGTERM (or lost leadership), then tear down in reverse.
  */
 #include "app.h"
+#include "conditions.h"
 #include "error.h"
 #include "log.h"
 #include "manager.h"
@@ -39,12 +40,31 @@ static void enqueue_pools_of_registry(struct app *a, const struct ctl_obj *reg)
 	ctl_store_list_free(objs, n);
 }
 
+/* Enqueue every object of informer inf in ctl whose field (dotted path)
+ * names `name` in namespace ns. */
+static void enqueue_referrers(struct ctl_informer *inf, struct ctl_controller *ctl, const char *ns,
+			      const char *field, const char *name)
+{
+	struct ctl_obj **objs;
+	size_t n;
+	ctl_store_list(&objs, &n, ctl_informer_store(inf));
+	for (size_t i = 0; i < n; i++) {
+		const char *ref = ctl_obj_string(objs[i], field);
+		if (ref && !strcmp(objs[i]->namespace, ns) && !strcmp(ref, name))
+			ctl_queue_add(ctl_controller_queue(ctl), objs[i]->key);
+	}
+	ctl_store_list_free(objs, n);
+}
+
 static void registry_changed(const char *key, const struct ctl_obj *obj, void *arg)
 {
 	struct app *a = arg;
 	ctl_queue_add(ctl_controller_queue(a->registry_ctl), key);
-	if (obj)
+	if (obj) {
 		enqueue_pools_of_registry(a, obj);
+		enqueue_referrers(a->tasks, a->task_ctl, obj->namespace, "spec.registryRef.name", obj->name);
+		enqueue_referrers(a->taskruns, a->taskrun_ctl, obj->namespace, "spec.registryRef.name", obj->name);
+	}
 }
 
 static void registry_add(const char *key, const struct ctl_obj *obj, void *arg)
@@ -59,8 +79,11 @@ static void registry_update(const char *key, const struct ctl_obj *old, const st
 	 * only a spec change (generation) concerns them. */
 	struct app *a = arg;
 	ctl_queue_add(ctl_controller_queue(a->registry_ctl), key);
-	if (!old || old->generation != obj->generation)
+	if (!old || old->generation != obj->generation) {
 		enqueue_pools_of_registry(a, obj);
+		enqueue_referrers(a->tasks, a->task_ctl, obj->namespace, "spec.registryRef.name", obj->name);
+		enqueue_referrers(a->taskruns, a->taskrun_ctl, obj->namespace, "spec.registryRef.name", obj->name);
+	}
 }
 
 static void registry_delete(const char *key, const struct ctl_obj *old, void *arg)
@@ -68,10 +91,29 @@ static void registry_delete(const char *key, const struct ctl_obj *old, void *ar
 	registry_changed(key, old, arg);
 }
 
+/* Tasks and build TaskRuns wait for their pool to be Ready and use its
+ * Azure name. */
+static void enqueue_pool_users(struct app *a, const struct ctl_obj *pool)
+{
+	enqueue_referrers(a->tasks, a->task_ctl, pool->namespace, "spec.agentPoolRef.name", pool->name);
+	enqueue_referrers(a->taskruns, a->taskrun_ctl, pool->namespace, "spec.build.agentPoolRef.name", pool->name);
+}
+
+static bool ready_moved(const struct ctl_obj *old, const struct ctl_obj *obj)
+{
+	if (!old || !obj)
+		return true;
+	bool ro = ctl_conditions_is_true(ctl_obj_field(old, "status"), "Ready");
+	bool rn = ctl_conditions_is_true(ctl_obj_field(obj, "status"), "Ready");
+	return ro != rn || old->deleting != obj->deleting;
+}
+
 static void pool_changed(const char *key, const struct ctl_obj *obj, void *arg)
 {
 	struct app *a = arg;
 	ctl_queue_add(ctl_controller_queue(a->agentpool_ctl), key);
+	if (obj)
+		enqueue_pool_users(a, obj);
 	const char *ref = obj ? ctl_obj_string(obj, "spec.registryRef.name") : NULL;
 	if (ref) {
 		char *rk = ctl_obj_key(obj->namespace, ref);
@@ -94,6 +136,61 @@ static void pool_update(const char *key, const struct ctl_obj *old, const struct
 	const cJSON *nc = ctl_obj_field(obj, "status.count");
 	if (!old || !cJSON_Compare(oc, nc, true))
 		pool_changed(key, obj, arg);
+	else if (ready_moved(old, obj))
+		enqueue_pool_users(a, obj);
+}
+
+/* A Task's readiness and Azure id concern the TaskRuns that run it. */
+static void task_add(const char *key, const struct ctl_obj *obj, void *arg)
+{
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->task_ctl), key);
+	enqueue_referrers(a->taskruns, a->taskrun_ctl, obj->namespace, "spec.taskRef.name", obj->name);
+}
+
+static void task_update(const char *key, const struct ctl_obj *old, const struct ctl_obj *obj, void *arg)
+{
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->task_ctl), key);
+	if (ready_moved(old, obj))
+		enqueue_referrers(a->taskruns, a->taskrun_ctl, obj->namespace, "spec.taskRef.name", obj->name);
+}
+
+static void task_delete(const char *key, const struct ctl_obj *old, void *arg)
+{
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->task_ctl), key);
+	if (old)
+		enqueue_referrers(a->taskruns, a->taskrun_ctl, old->namespace, "spec.taskRef.name", old->name);
+}
+
+/* A TaskRun's run moving concerns its Task's status.lastRun. */
+static void taskrun_add(const char *key, const struct ctl_obj *obj, void *arg)
+{
+	struct app *a = arg;
+	(void)obj;
+	ctl_queue_add(ctl_controller_queue(a->taskrun_ctl), key);
+}
+
+static void taskrun_update(const char *key, const struct ctl_obj *old, const struct ctl_obj *obj, void *arg)
+{
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->taskrun_ctl), key);
+	const char *task = ctl_obj_string(obj, "spec.taskRef.name");
+	const char *os = old ? ctl_obj_string(old, "status.runStatus") : NULL;
+	const char *ns = ctl_obj_string(obj, "status.runStatus");
+	if (task && (!os || !ns || strcmp(os, ns) != 0)) {
+		char *tk = ctl_obj_key(obj->namespace, task);
+		ctl_queue_add(ctl_controller_queue(a->task_ctl), tk);
+		free(tk);
+	}
+}
+
+static void taskrun_delete(const char *key, const struct ctl_obj *old, void *arg)
+{
+	struct app *a = arg;
+	(void)old;
+	ctl_queue_add(ctl_controller_queue(a->taskrun_ctl), key);
 }
 
 static void pool_delete(const char *key, const struct ctl_obj *old, void *arg)
@@ -277,6 +374,10 @@ int main(int argc, char **argv)
 	};
 	ctl_controller_new(&a.registry_ctl, &registry_rec, &a, &co);
 	ctl_controller_new(&a.agentpool_ctl, &agentpool_rec, &a, &co);
+	static const struct ctl_reconciler task_rec = {"task", task_reconcile, app_list_keys_tasks};
+	static const struct ctl_reconciler taskrun_rec = {"taskrun", taskrun_reconcile, app_list_keys_taskruns};
+	ctl_controller_new(&a.task_ctl, &task_rec, &a, &co);
+	ctl_controller_new(&a.taskrun_ctl, &taskrun_rec, &a, &co);
 
 	ns_buf = split_namespaces(opts.namespaces, &namespaces);
 	struct ctl_informer_opts io = {.namespaces = namespaces[0] ? namespaces : NULL};
@@ -286,10 +387,20 @@ int main(int argc, char **argv)
 	io.gvr = gvr_agentpools;
 	struct ctl_informer_handlers ph = {pool_add, pool_update, pool_delete, &a};
 	ctl_informer_new(&a.agentpools, a.kube, &io, &ph);
+	io.gvr = gvr_tasks;
+	struct ctl_informer_handlers th = {task_add, task_update, task_delete, &a};
+	ctl_informer_new(&a.tasks, a.kube, &io, &th);
+	io.gvr = gvr_taskruns;
+	struct ctl_informer_handlers trh = {taskrun_add, taskrun_update, taskrun_delete, &a};
+	ctl_informer_new(&a.taskruns, a.kube, &io, &trh);
 	ctl_manager_add_informer(m, "registries", a.registries);
 	ctl_manager_add_informer(m, "agentpools", a.agentpools);
+	ctl_manager_add_informer(m, "tasks", a.tasks);
+	ctl_manager_add_informer(m, "taskruns", a.taskruns);
 	ctl_manager_add_controller(m, a.registry_ctl);
 	ctl_manager_add_controller(m, a.agentpool_ctl);
+	ctl_manager_add_controller(m, a.task_ctl);
+	ctl_manager_add_controller(m, a.taskrun_ctl);
 
 	ctl_log(CTL_LOG_INFO, "acrpool-controller starting", "version", ACRPOOL_VERSION, "identity", identity,
 		"namespaces", opts.namespaces && *opts.namespaces ? opts.namespaces : "(all)", NULL);
