@@ -124,11 +124,17 @@ int ctl_time_parse(const char *s, long long *out)
 	if (*rest == 'Z' || *rest == 'z') {
 		rest++;
 	} else if (*rest == '+' || *rest == '-') {
-		int hh, mm;
-		if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2)
+		/* Exactly +hh:mm: stepping by what sscanf consumed, never by a
+		 * fixed width that could run past the string's end. */
+		const char *o = rest + 1;
+		if (!(o[0] >= '0' && o[0] <= '9' && o[1] >= '0' && o[1] <= '9' && o[2] == ':' &&
+		      o[3] >= '0' && o[3] <= '9' && o[4] >= '0' && o[4] <= '9'))
+			return ctl_error_set(CTL_EINVALID, "BadTime", "bad UTC offset in time");
+		int hh = (o[0] - '0') * 10 + (o[1] - '0'), mm = (o[3] - '0') * 10 + (o[4] - '0');
+		if (hh > 23 || mm > 59)
 			return ctl_error_set(CTL_EINVALID, "BadTime", "bad UTC offset in time");
 		offset = (hh * 3600L + mm * 60L) * (*rest == '-' ? -1 : 1);
-		rest += 6;
+		rest = o + 5;
 	} else {
 		return ctl_error_set(CTL_EINVALID, "BadTime", "time has no UTC offset");
 	}

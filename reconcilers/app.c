@@ -10,6 +10,7 @@
 #include "objects.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -158,4 +159,56 @@ bool app_set_state(cJSON *status, enum app_state state, const char *reason, cons
 	}
 	app_json_set_num(status, "observedGeneration", (double)generation);
 	return transition;
+}
+
+void app_event(const struct app_write *w, const char *type, const char *reason, const char *action,
+	       const char *msg)
+{
+	ctl_recorder_event(w->a->recorder, w->obj, type, reason, action, "%s", msg);
+}
+
+int app_commit(const struct app_write *w, enum app_state state, const char *reason, const char *msg,
+	       bool force_event, const char *action)
+{
+	bool transition = app_set_state(w->status, state, reason, msg, w->obj->generation);
+	int rc = ctl_status_write(w->a->kube, w->gvr, w->obj, w->status, NULL);
+	if (rc == 0 && (transition || force_event))
+		app_event(w, state == APP_STALLED ? "Warning" : "Normal", reason, action, msg);
+	return rc;
+}
+
+int app_azure_failure(const struct app_write *w, int rc, const char *what, int64_t *requeue_ns,
+		      bool busy_on_conflict)
+{
+	const struct ctl_error *e = ctl_error_last();
+	char msg[1400];
+	bool unreachable = !strcmp(e->reason, "ConnectionFailed");
+	if (unreachable)
+		snprintf(msg, sizeof(msg), "%s: no answer from Azure: %s", what, e->message);
+	else
+		snprintf(msg, sizeof(msg), "%s: Azure answered %s%s%s%s%s%s", what, e->reason[0] ? e->reason : "error",
+			 e->message[0] ? ": " : "", e->message, e->request_id[0] ? " (request id " : "",
+			 e->request_id, e->request_id[0] ? ")" : "");
+	long retry_ms = e->retry_after_ms;
+	if (rc == CTL_ECONFLICT && busy_on_conflict) {
+		*requeue_ns = 10LL * 1000000000;
+		return app_commit(w, APP_PROGRESSING, "AzureBusy", msg, false, "Reconcile");
+	}
+	if (rc == CTL_EAUTH || rc == CTL_ETERMINAL || rc == CTL_EINVALID) {
+		char reason[128];
+		snprintf(reason, sizeof(reason), "%s", rc == CTL_EAUTH ? "AuthenticationFailed"
+			 : !strcmp(e->reason, "QuotaExceeded") ? "QuotaExceeded"
+			 : !strncmp(e->reason, "Credential", 10) ? e->reason : "AzureRequestRefused");
+		int wrc = app_commit(w, APP_STALLED, reason, msg, false, "Reconcile");
+		return wrc ? wrc : CTL_ETERMINAL;
+	}
+	const char *reason = unreachable ? "AzureUnreachable" : "AzureUnavailable";
+	app_commit(w, unreachable ? APP_STALLED : APP_PROGRESSING, reason, msg, false, "Reconcile");
+	if (!unreachable && retry_ms > 0) {
+		*requeue_ns = (int64_t)retry_ms * 1000000;
+		return 0;
+	}
+	int code = rc == CTL_ECONFLICT ? CTL_EUNAVAIL : rc;
+	ctl_error_set(code, reason, "%s", msg);
+	return code;
 }

@@ -59,6 +59,36 @@ enum app_state { APP_READY, APP_PROGRESSING, APP_STALLED };
 bool app_set_state(cJSON *status, enum app_state state, const char *reason, const char *message,
 		   long long generation);
 
+/* Where one reconcile pass writes: the object, its kind, and the status
+ * copy the pass edits. */
+struct app_write {
+	struct app *a;
+	const struct ctl_gvr *gvr;
+	const struct ctl_obj *obj;
+	cJSON *status;
+};
+
+/* Record an Event about the object. */
+void app_event(const struct app_write *w, const char *type, const char *reason, const char *action,
+	       const char *msg);
+
+/* Set the kstatus conditions for state, write status (only if it changed)
+ * and record an Event when the Ready condition moved, or always with
+ * force_event. Returns the status write's result. */
+int app_commit(const struct app_write *w, enum app_state state, const char *reason, const char *msg,
+	       bool force_event, const char *action);
+
+/* An Azure call failed (what says which): turn ctl_error_last() into a
+ * condition. Refusals (4xx, credentials) are Stalled quoting Azure's code,
+ * message and request id, and return CTL_ETERMINAL; no answer at all is
+ * Stalled AzureUnreachable and returns CTL_EUNAVAIL (the queue keeps
+ * retrying with backoff); throttling and outages are Reconciling
+ * AzureUnavailable and set *requeue_ns to Azure's Retry-After when it gave
+ * one. With busy_on_conflict a 409 (an operation in flight) is Reconciling
+ * AzureBusy, looked at again in 10 s; without, it counts as an outage. */
+int app_azure_failure(const struct app_write *w, int rc, const char *what, int64_t *requeue_ns,
+		      bool busy_on_conflict);
+
 /* Set or replace a member of a JSON object. */
 void app_json_set(cJSON *obj, const char *name, cJSON *value);
 void app_json_set_str(cJSON *obj, const char *name, const char *value);

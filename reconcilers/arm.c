@@ -1261,7 +1261,9 @@ int arm_agent_pool_from_json(struct arm_agent_pool *p, const cJSON *o)
 	p->subnet_id = jstr(props, "virtualNetworkSubnetResourceId");
 	p->provisioning_state = jstr(props, "provisioningState");
 	const cJSON *count = jget(props, "count");
-	if (cJSON_IsNumber(count))
+	/* A count outside int's range is nonsense from a peer: read it as
+	 * absent rather than convert it (undefined behaviour). */
+	if (cJSON_IsNumber(count) && count->valuedouble >= 0 && count->valuedouble <= 1e6)
 		p->count = (int)count->valuedouble;
 	const cJSON *tags = jget(o, "tags"), *t;
 	if (cJSON_IsObject(tags)) {

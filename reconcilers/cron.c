@@ -152,7 +152,7 @@ static int parse_item(const struct cron_field *f, const char *s, size_t len, uin
 		step = n > 100 ? 100 : (int)n;
 		/* 5/15 means 5-59/15, as in cronie and Kubernetes CronJob. */
 		if (single)
-			hi = f->max == 7 ? 6 : f->max;
+			hi = f->max == 7 ? (lo == 7 ? 7 : 6) : f->max;
 	}
 	if (pos < len)
 		return invalid(f, "\"%.*s\" is not a valid value, range or step", ilen, s);

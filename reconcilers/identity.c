@@ -293,7 +293,7 @@ static int64_t json_int(const cJSON *o, const char *name)
 		char *end = NULL;
 		errno = 0;
 		long long n = strtoll(v->valuestring, &end, 10);
-		if (errno || *end || n < 0)
+		if (errno || *end || n < 0 || n >= 1000000000000000LL)
 			return -1;
 		return (int64_t)n;
 	}
@@ -449,7 +449,7 @@ int identity_error_set(long status, const char *body, const char *const *secrets
 			desc = xstrndup(s, n);
 		}
 		const cJSON *first = cJSON_IsArray(codes) ? cJSON_GetArrayItem(codes, 0) : NULL;
-		if (cJSON_IsNumber(first))
+		if (cJSON_IsNumber(first) && first->valuedouble >= 0 && first->valuedouble < 1e15)
 			snprintf(reason, sizeof(reason), "AADSTS%lld", (long long)first->valuedouble);
 		else if (!aadsts_code(reason, sizeof(reason), desc) && err && safe_id(err))
 			snprintf(reason, sizeof(reason), "%.60s", err);

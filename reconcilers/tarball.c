@@ -24,10 +24,19 @@ static int by_name(const void *a, const void *b)
 	return strcmp(((const struct tarball_file *)a)->name, ((const struct tarball_file *)b)->name);
 }
 
-/* An octal field of width w (w-1 digits and a NUL). */
+/* An octal field of width w (w-1 digits and a NUL), written from the
+ * right so a value is never cut silently: one too large for the field
+ * (the caller bounds sizes to fit 11 digits) fills it with 7s. */
 static void octal(char *field, size_t w, unsigned long long v)
 {
-	snprintf(field, w, "%0*llo", (int)(w - 1), v);
+	size_t i = w - 1;
+	field[i] = '\0';
+	while (i > 0) {
+		field[--i] = (char)('0' + (v & 7));
+		v >>= 3;
+	}
+	if (v)
+		memset(field, '7', w - 1);
 }
 
 static int header(unsigned char h[BLOCK], const struct tarball_file *f, long long mtime)

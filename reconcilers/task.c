@@ -39,7 +39,6 @@
 #define POLL_IN_FLIGHT_NS (5LL * 1000000000)
 #define POLL_RUN_NS (5LL * 1000000000)
 #define WAIT_POOL_NS (30LL * 1000000000)
-#define RETRY_CONFLICT_NS (10LL * 1000000000)
 
 struct pass {
 	struct app *a;
@@ -72,55 +71,32 @@ static void pass_dispose(struct pass *p)
 	ctl_obj_unref(p->obj);
 }
 
-static void event(struct pass *p, const char *type, const char *reason, const char *action, const char *msg)
+static struct app_write writer(struct pass *p)
 {
-	ctl_recorder_event(p->a->recorder, p->obj, type, reason, action, "%s", msg);
+	return (struct app_write){p->a, &gvr_tasks, p->obj, p->status};
 }
 
-/* Set conditions, write status, and record an Event when Ready moved (or
- * always, for force_event). */
+static void event(struct pass *p, const char *type, const char *reason, const char *action, const char *msg)
+{
+	struct app_write w = writer(p);
+	app_event(&w, type, reason, action, msg);
+}
+
 static int commit(struct pass *p, enum app_state state, const char *reason, const char *msg, bool force_event,
 		  const char *action)
 {
-	bool transition = app_set_state(p->status, state, reason, msg, p->obj->generation);
-	int rc = ctl_status_write(p->a->kube, &gvr_tasks, p->obj, p->status, NULL);
-	if (rc == 0 && (transition || force_event))
-		event(p, state == APP_STALLED ? "Warning" : "Normal", reason, action, msg);
-	return rc;
+	struct app_write w = writer(p);
+	return app_commit(&w, state, reason, msg, force_event, action);
 }
 
-/* An Azure call failed: refusals need a human (Stalled, quoting Azure's
- * code and message); 409 and outages are retried. */
 static int azure_failure(struct pass *p, int rc, const char *what)
 {
-	const struct ctl_error *e = ctl_error_last();
-	char msg[1400];
-	if (!strcmp(e->reason, "ConnectionFailed"))
-		snprintf(msg, sizeof(msg), "%s: no answer from Azure: %s", what, e->message);
-	else
-		snprintf(msg, sizeof(msg), "%s: Azure answered %s%s%s", what, e->reason[0] ? e->reason : "error",
-			 e->message[0] ? ": " : "", e->message);
-	long retry_ms = e->retry_after_ms;
-	if (rc == CTL_ECONFLICT) {
-		p->requeue_ns = RETRY_CONFLICT_NS;
-		return commit(p, APP_PROGRESSING, "AzureBusy", msg, false, "Reconcile");
-	}
-	if (rc == CTL_EAUTH || rc == CTL_ETERMINAL || rc == CTL_EINVALID) {
-		const char *reason = rc == CTL_EAUTH ? "AuthenticationFailed"
-			: !strncmp(e->reason, "Credential", 10) ? e->reason : "AzureRequestRefused";
-		int wrc = commit(p, APP_STALLED, reason, msg, false, "Reconcile");
-		return wrc ? wrc : CTL_ETERMINAL;
-	}
-	bool unreachable = !strcmp(e->reason, "ConnectionFailed");
-	commit(p, unreachable ? APP_STALLED : APP_PROGRESSING, unreachable ? "AzureUnreachable" : "AzureUnavailable",
-	       msg, false, "Reconcile");
-	if (retry_ms > 0) {
-		p->requeue_ns = (int64_t)retry_ms * 1000000;
-		return 0;
-	}
-	ctl_error_set(rc, unreachable ? "AzureUnreachable" : "AzureUnavailable", "%s", msg);
-	return rc;
+	struct app_write w = writer(p);
+	return app_azure_failure(&w, rc, what, &p->requeue_ns, true);
 }
+
+
+
 
 static int64_t op_delay_ns(const struct arm_operation *op)
 {

@@ -174,48 +174,32 @@ static void pass_dispose(struct pass *p)
 	ctl_obj_unref(p->obj);
 }
 
+static struct app_write writer(struct pass *p)
+{
+	return (struct app_write){p->a, &gvr_taskruns, p->obj, p->status};
+}
+
 static void event(struct pass *p, const char *type, const char *reason, const char *action, const char *msg)
 {
-	ctl_recorder_event(p->a->recorder, p->obj, type, reason, action, "%s", msg);
+	struct app_write w = writer(p);
+	app_event(&w, type, reason, action, msg);
 }
 
 static int commit(struct pass *p, enum app_state state, const char *reason, const char *msg, bool force_event,
 		  const char *action)
 {
-	bool transition = app_set_state(p->status, state, reason, msg, p->obj->generation);
-	int rc = ctl_status_write(p->a->kube, &gvr_taskruns, p->obj, p->status, NULL);
-	if (rc == 0 && (transition || force_event))
-		event(p, state == APP_STALLED ? "Warning" : "Normal", reason, action, msg);
-	return rc;
+	struct app_write w = writer(p);
+	return app_commit(&w, state, reason, msg, force_event, action);
 }
 
 static int azure_failure(struct pass *p, int rc, const char *what)
 {
-	const struct ctl_error *e = ctl_error_last();
-	char msg[1400];
-	if (!strcmp(e->reason, "ConnectionFailed"))
-		snprintf(msg, sizeof(msg), "%s: no answer from Azure: %s", what, e->message);
-	else
-		snprintf(msg, sizeof(msg), "%s: Azure answered %s%s%s", what, e->reason[0] ? e->reason : "error",
-			 e->message[0] ? ": " : "", e->message);
-	long retry_ms = e->retry_after_ms;
-	if (rc == CTL_EAUTH || rc == CTL_ETERMINAL || rc == CTL_EINVALID) {
-		const char *reason = rc == CTL_EAUTH ? "AuthenticationFailed"
-			: !strncmp(e->reason, "Credential", 10) ? e->reason : "AzureRequestRefused";
-		int wrc = commit(p, APP_STALLED, reason, msg, false, "Reconcile");
-		return wrc ? wrc : CTL_ETERMINAL;
-	}
-	bool unreachable = !strcmp(e->reason, "ConnectionFailed");
-	commit(p, unreachable ? APP_STALLED : APP_PROGRESSING, unreachable ? "AzureUnreachable" : "AzureUnavailable",
-	       msg, false, "Reconcile");
-	if (retry_ms > 0) {
-		p->requeue_ns = (int64_t)retry_ms * 1000000;
-		return 0;
-	}
-	ctl_error_set(rc == CTL_ECONFLICT ? CTL_EUNAVAIL : rc, unreachable ? "AzureUnreachable" : "AzureUnavailable",
-		      "%s", msg);
-	return rc == CTL_ECONFLICT ? CTL_EUNAVAIL : rc;
+	struct app_write w = writer(p);
+	return app_azure_failure(&w, rc, what, &p->requeue_ns, false);
 }
+
+
+
 
 static const char *sget(const cJSON *o, const char *a, const char *b)
 {
@@ -391,7 +375,10 @@ static int pack_configmap(struct pass *p, const char *name, unsigned char **out,
 	if (created)
 		ctl_time_parse(created, &mtime);
 	if ((rc = tarball_pack(out, len, files, n, mtime)) != 0) {
-		snprintf(why, why_len, "ConfigMap %s/%s: %s", p->obj->namespace, name, ctl_error_last()->message);
+		/* A long reason is cut to fit; the status message has a bound. */
+		if (snprintf(why, why_len, "ConfigMap %s/%s: %s", p->obj->namespace, name,
+			     ctl_error_last()->message) >= (int)why_len)
+			why[why_len - 1] = '\0';
 		rc = 0;
 		goto done;
 	}

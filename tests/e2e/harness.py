@@ -1,24 +1,162 @@
 """The operator under test: acrpool-controller against the test control
 plane and the Azure emulator, plus the objects every scenario starts from
-(a service principal Secret and a Registry)."""
+(a service principal Secret and a Registry).
+
+By default the operator runs as it does in a cluster: as the ServiceAccount
+acrpool-system/acrpool-controller, with exactly the RBAC of manifests/base
+(issue 8). start_operator() applies that RBAC once per session (the
+Namespace, ServiceAccount, ClusterRole, ClusterRoleBinding, Role and
+RoleBinding of the kustomization; not the Deployment), mints a token for the
+ServiceAccount with TokenRequest (`kubectl create token`) and hands the
+operator a kubeconfig holding that token. Pass admin=True for a test that
+needs the admin kubeconfig instead."""
+import atexit
+import base64
 import json
+import os
+import pathlib
 import secrets as pysecrets
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
 import urllib.parse
 import urllib.request
 
 from emulator import CLIENT, RG, SUB, TENANT
+from kubeenv import ROOT
 from procs import BUILD, Proc, wait_until
 
 OPERATOR = BUILD / "reconcilers" / "acrpool-controller"
 SP_SECRET = "sp-" + pysecrets.token_hex(12)   # never may appear in any output
 
+BASE = ROOT / "manifests" / "base"
+OPERATOR_NAMESPACE = "acrpool-system"
+OPERATOR_SA = "acrpool-controller"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SA}"
+RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+TOKEN_DURATION = "2h"
+TOKEN_REUSE_S = 3600          # mint a fresh token when the last one is older than this
 
-def start_operator(kube, emu, namespace, *extra, env=None):
-    args = ["--kubeconfig", kube.kubeconfig, "--namespaces", namespace,
+_lock = threading.Lock()
+_rbac_applied = set()         # admin kubeconfig paths whose cluster has the RBAC
+_identities = {}              # admin kubeconfig path -> OperatorIdentity
+
+
+def _json_objects(text):
+    """The objects of concatenated JSON documents (kubectl -o json of several)."""
+    dec, i, out = json.JSONDecoder(), 0, []
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return out
+        obj, i = dec.raw_decode(text, i)
+        out.extend(obj["items"] if obj.get("kind") == "List" else [obj])
+
+
+def operator_rbac_objects(kube):
+    """The RBAC-related objects of manifests/base (namespace, ServiceAccount,
+    roles and bindings), as the kustomization builds them."""
+    yaml_text = kube.run("kustomize", str(BASE)).stdout
+    out = kube.run("create", "--dry-run=client", "--validate=false", "-o", "json", "-f", "-",
+                   input=yaml_text).stdout
+    return [o for o in _json_objects(out) if o["kind"] in RBAC_KINDS]
+
+
+def install_operator_rbac(kube):
+    """Apply manifests/base's RBAC to the test cluster, once per session
+    (kubectl apply is idempotent, so a repeat is harmless)."""
+    with _lock:
+        if kube.kubeconfig in _rbac_applied:
+            return
+        objs = operator_rbac_objects(kube)
+        kinds = {o["kind"] for o in objs}
+        assert {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= kinds, kinds
+        # The Namespace first, so the namespaced objects have somewhere to go.
+        objs.sort(key=lambda o: o["kind"] != "Namespace")
+        kube.run("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
+        _rbac_applied.add(kube.kubeconfig)
+
+
+class OperatorIdentity:
+    """A kubeconfig for the operator's ServiceAccount: the admin kubeconfig's
+    server and CA, a TokenRequest token, the context namespace acrpool-system
+    (what the pod's namespace is in a cluster)."""
+
+    def __init__(self, kube):
+        self.kube = kube
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="acrpool-sa-"))   # 0700
+        atexit.register(shutil.rmtree, self.dir, True)   # the tokens go with the session
+        self.token = None
+        self.kubeconfig = None
+        self.server = None
+        self.ca = None
+        self.minted = 0.0
+
+    def _admin_cluster(self):
+        view = json.loads(self.kube.run("config", "view", "--raw", "--minify", "-o", "json").stdout)
+        cluster = view["clusters"][0]["cluster"]
+        ca = self.dir / "ca.crt"
+        if cluster.get("certificate-authority-data"):
+            ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+        else:
+            ca.write_bytes(pathlib.Path(cluster["certificate-authority"]).read_bytes())
+        return cluster["server"], ca
+
+    def mint(self):
+        token = self.kube.run("-n", OPERATOR_NAMESPACE, "create", "token", OPERATOR_SA,
+                              f"--duration={TOKEN_DURATION}").stdout.strip()
+        assert token.count(".") == 2, "kubectl create token did not print a JWT"
+        server, ca = self._admin_cluster()
+        # A new file per token: an operator already running keeps its own.
+        path = self.dir / f"operator-{int(time.time() * 1000)}.kubeconfig"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        # kubectl config on the new file only (kube.run would add the admin
+        # kubeconfig's --kubeconfig), as scripts/testenv.sh writes the admin one.
+        for cmd in (["set-cluster", "testenv", f"--server={server}", f"--certificate-authority={ca}",
+                     "--embed-certs"],
+                    ["set-credentials", OPERATOR_SA, f"--token={token}"],
+                    ["set-context", "operator", "--cluster=testenv", f"--user={OPERATOR_SA}",
+                     f"--namespace={OPERATOR_NAMESPACE}"],
+                    ["use-context", "operator"]):
+            p = subprocess.run([self.kube.kubectl_bin, "config", f"--kubeconfig={path}", *cmd],
+                               capture_output=True, text=True, timeout=30)
+            assert p.returncode == 0, f"kubectl config {cmd[0]}: {p.stderr.strip()}"
+        self.token, self.kubeconfig, self.minted = token, str(path), time.monotonic()
+        self.server, self.ca = server, str(ca)
+
+    def fresh(self):
+        if self.token is None or time.monotonic() - self.minted > TOKEN_REUSE_S:
+            self.mint()
+        return self
+
+
+def operator_identity(kube):
+    """The ServiceAccount's RBAC installed and a kubeconfig with a token for
+    it that is valid for at least another hour."""
+    install_operator_rbac(kube)
+    with _lock:
+        ident = _identities.get(kube.kubeconfig)
+        if ident is None:
+            ident = _identities[kube.kubeconfig] = OperatorIdentity(kube)
+        return ident.fresh()
+
+
+def start_operator(kube, emu, namespace, *extra, env=None, admin=False):
+    """The operator watching namespace, against the emulator. It runs as the
+    ServiceAccount acrpool-system/acrpool-controller with manifests/base's
+    RBAC, unless admin=True (the admin kubeconfig, for tests that need it).
+    With --leader-elect the Lease lives in acrpool-system, as in a cluster."""
+    kubeconfig = kube.kubeconfig if admin else operator_identity(kube).kubeconfig
+    args = ["--kubeconfig", kubeconfig, "--namespaces", namespace,
             "--arm-endpoint", emu.url, "--authority-host", emu.url,
-            "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0",
-            *extra]
-    return Proc(OPERATOR, args, env=env)
+            "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0"]
+    if "--leader-elect" in extra and not any(str(a).startswith("--leader-election-namespace") for a in extra):
+        args += ["--leader-election-namespace", OPERATOR_NAMESPACE]
+    return Proc(OPERATOR, [*args, *extra], env=env)
 
 
 def registry_obj(name="myregistry", azure_name="myregistry", secret="sp", quota=None):
