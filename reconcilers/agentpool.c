@@ -444,8 +444,15 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		goto done;
 	}
 	p.pool = azure_snapshot_pool(p.snap, p.azure_name);
+	/* A pool we own that the list does not show is confirmed with its own
+	 * GET before anything acts on its absence: a paged LIST taken while
+	 * other pools are deleted can skip entries (the pages are positions
+	 * in a shrinking list), and releasing a finalizer on that word alone
+	 * would orphan a billed pool. */
+	if (!p.pool && status_str(p.status, "azureResourceId"))
+		fresh_needed = true;
 	if (p.snap->registry_found && fresh_needed) {
-		/* The pool's own operation is in flight: its state moves, so
+		/* The pool's own operation is in flight (or the list missed it):
 		 * read it directly instead of through the snapshot. */
 		rc = arm_agent_pool_get(&p.fresh, p.conn->arm, &p.conn->ref, p.azure_name);
 		if (rc == CTL_ENOTFOUND) {

@@ -78,9 +78,13 @@ int registry_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		rc = azure_failure(a, obj, status, rc, "cannot build the Azure credential");
 		goto done;
 	}
-	/* A Registry reconcile always reads Azure afresh: it runs on spec
-	 * changes and at resync, and its answer feeds every pool. */
-	if ((rc = azure_snapshot_get(&snap, a->azure, conn, true)) != 0) {
+	/* A changed spec (a new generation) reads Azure afresh; otherwise the
+	 * shared snapshot serves, refreshed when older than half the resync
+	 * period, so a resync reads each registry once, not once per pool
+	 * change. */
+	const cJSON *og = ctl_obj_field(obj, "status.observedGeneration");
+	bool spec_changed = !cJSON_IsNumber(og) || (long long)og->valuedouble != obj->generation;
+	if ((rc = azure_snapshot_get(&snap, a->azure, conn, spec_changed)) != 0) {
 		rc = azure_failure(a, obj, status, rc, "reading the registry from Azure failed");
 		goto done;
 	}
