@@ -258,6 +258,31 @@ static long long capacity_now(void)
 	return (long long)time(NULL);
 }
 
+/* The pool's queue depth (listQueueStatus), or -1 when it cannot be read. */
+static int read_queue(struct pass *p)
+{
+	int q = 0;
+	return arm_agent_pool_queue_status(&q, p->conn->arm, &p->conn->ref, p->azure_name) == 0 ? q : -1;
+}
+
+/* Whether this pass reads the pool's queue. listQueueStatus is an ARM POST,
+ * which ARM counts against the subscription's write throttle, so a fleet of
+ * fixed pools with nothing waiting must not pay one per pool per resync:
+ * the resync of such a fleet costs one registry GET and one pool LIST per
+ * registry and nothing per pool. Read it when autoscale decides from it;
+ * when the pool has no instances (runs queued there never start: the case
+ * the QUEUED column and the queued-runs alert are for); when runs waited at
+ * the last look, or there was no look yet (keep watching until it empties);
+ * and when the spec changed (someone is looking). A Recreate's drain reads
+ * it on its own (see the caller). */
+static bool queue_wanted(const struct pass *p, int count)
+{
+	const cJSON *gen = cJSON_GetObjectItemCaseSensitive(p->status, "observedGeneration");
+	return cJSON_IsObject(ctl_obj_field(p->obj, "spec.autoscale")) || count == 0 ||
+	       status_int(p->status, "queuedRuns", -1) != 0 ||
+	       !cJSON_IsNumber(gen) || (long long)gen->valuedouble != p->obj->generation;
+}
+
 /* Runs executing on the pool (Started or Running), for autoscale: the
  * queue alone would let a scale-down take instances from running work.
  * -1 when it cannot be read. */
@@ -524,11 +549,8 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		o.provisioning_state = p.pool->provisioning_state ? p.pool->provisioning_state : "Succeeded";
 		tags_observed = tags_canonical_json(NULL, p.pool->tags, p.pool->ntags);
 		o.tags_json = tags_observed;
-		if (!in_flight(o.provisioning_state)) {
-			int q = 0;
-			if (arm_agent_pool_queue_status(&q, p.conn->arm, &p.conn->ref, p.azure_name) == 0)
-				o.queued_runs = q;
-		}
+		if (!in_flight(o.provisioning_state) && queue_wanted(&p, o.count))
+			o.queued_runs = read_queue(&p);
 	}
 	/* The count: spec.count, a schedule window, or autoscale, capped by
 	 * quota when it moves by itself. */
@@ -562,6 +584,12 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 
 	struct agentpool_action act;
 	agentpool_plan(&d, &o, &act);
+	if (act.recreating && (act.kind == AGENTPOOL_DRAIN || act.kind == AGENTPOOL_DELETE) &&
+	    o.queued_runs < 0 && p.pool && !in_flight(o.provisioning_state)) {
+		/* A Recreate drains the queue first: that needs its depth. */
+		o.queued_runs = read_queue(&p);
+		agentpool_plan(&d, &o, &act);
+	}
 	char now[32];
 
 	/* Status that holds whatever the action. */

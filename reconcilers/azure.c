@@ -4,8 +4,10 @@
  *
  * Both caches are small linear arrays under one mutex: there are as many
  * entries as Registry objects (tens), and the network calls are made
- * outside the lock. Two reconciles that find the same stale snapshot may
- * both read it; the later one wins, which is harmless.
+ * outside the lock. A stale snapshot is read by one reconcile at a time:
+ * the others that want it wait for that read and share its answer (or its
+ * error), so a resync that wakes every pool of a registry at once costs one
+ * registry GET and one pool LIST, not one per worker.
  */
 #include "azure.h"
 
@@ -35,7 +37,10 @@ struct conn_entry {
 
 struct snap_entry {
 	char *key;                     /* sub/rg/name, lower case */
-	struct azure_snapshot snap;
+	struct azure_snapshot snap;    /* fetched_ns 0: never read, or invalidated */
+	bool reading;                  /* a reconcile is reading it from Azure */
+	int last_rc;                   /* how that read ended, for those who waited */
+	struct ctl_error last_err;
 };
 
 struct azure {
@@ -43,9 +48,10 @@ struct azure {
 	struct azure_options opts;
 	char *arm_endpoint, *authority_host, *imds_endpoint;
 	pthread_mutex_t mu;
+	pthread_cond_t read_done;      /* a snapshot read finished */
 	struct conn_entry **conns;
 	size_t nconns;
-	struct snap_entry *snaps;
+	struct snap_entry **snaps;     /* pointers: entries outlive a realloc */
 	size_t nsnaps;
 	unsigned long reads;
 };
@@ -68,6 +74,7 @@ int azure_new(struct azure **out, struct ctl_kube_client *kube, const struct azu
 	if (az->opts.snapshot_max_age_ns <= 0)
 		az->opts.snapshot_max_age_ns = 60LL * 1000000000;
 	pthread_mutex_init(&az->mu, NULL);
+	pthread_cond_init(&az->read_done, NULL);
 	*out = az;
 	return 0;
 }
@@ -100,14 +107,16 @@ void azure_free(struct azure *az)
 	for (size_t i = 0; i < az->nconns; i++)
 		conn_entry_free(az->conns[i]);
 	for (size_t i = 0; i < az->nsnaps; i++) {
-		free(az->snaps[i].key);
-		snapshot_dispose(&az->snaps[i].snap);
+		free(az->snaps[i]->key);
+		snapshot_dispose(&az->snaps[i]->snap);
+		free(az->snaps[i]);
 	}
 	free(az->conns);
 	free(az->snaps);
 	free(az->arm_endpoint);
 	free(az->authority_host);
 	free(az->imds_endpoint);
+	pthread_cond_destroy(&az->read_done);
 	pthread_mutex_destroy(&az->mu);
 	free(az);
 }
@@ -338,8 +347,8 @@ static char *snap_key(const struct arm_registry_ref *ref)
 static struct snap_entry *find_snap(struct azure *az, const char *key)
 {
 	for (size_t i = 0; i < az->nsnaps; i++)
-		if (strcmp(az->snaps[i].key, key) == 0)
-			return &az->snaps[i];
+		if (strcmp(az->snaps[i]->key, key) == 0)
+			return az->snaps[i];
 	return NULL;
 }
 
@@ -373,68 +382,96 @@ static void snapshot_copy(struct azure_snapshot *dst, const struct azure_snapsho
 		pool_copy(&dst->pools[i], &src->pools[i]);
 }
 
+/* Read the registry and its pools from Azure. No lock held. */
+static int snapshot_read(struct azure_snapshot *fresh, struct azure_conn *conn)
+{
+	struct arm_registry *reg = NULL;
+	int rc = arm_registry_get(&reg, conn->arm, &conn->ref);
+	if (rc == CTL_ENOTFOUND) {
+		fresh->registry_found = false;
+		rc = 0;
+	} else if (rc == 0) {
+		fresh->registry_found = true;
+		fresh->location = xstrdup(reg->location);
+		fresh->sku = xstrdup(reg->sku_tier ? reg->sku_tier : reg->sku_name);
+		fresh->login_server = xstrdup(reg->login_server);
+		rc = arm_agent_pool_list(&fresh->pools, &fresh->npools, conn->arm, &conn->ref);
+		if (rc == CTL_ENOTFOUND) {
+			/* Gone between the two calls. */
+			fresh->registry_found = false;
+			rc = 0;
+		}
+	}
+	arm_registry_free(reg);
+	fresh->fetched_ns = now_ns();
+	return rc;
+}
+
 int azure_snapshot_get(struct azure_snapshot **out, struct azure *az, struct azure_conn *conn, bool force)
 {
 	char *key = snap_key(&conn->ref);
 	struct azure_snapshot fresh = {0};
-	struct arm_registry *reg = NULL;
-	int rc = 0;
 
 	*out = NULL;
 	pthread_mutex_lock(&az->mu);
 	struct snap_entry *e = find_snap(az, key);
-	if (e && !force && now_ns() - e->snap.fetched_ns < az->opts.snapshot_max_age_ns) {
-		*out = xcalloc(1, sizeof(**out));
-		snapshot_copy(*out, &e->snap);
-		pthread_mutex_unlock(&az->mu);
-		free(key);
-		return 0;
+	if (!e) {
+		e = xcalloc(1, sizeof(*e));
+		e->key = key;
+		key = NULL;
+		az->snaps = xrealloc(az->snaps, (az->nsnaps + 1) * sizeof(*az->snaps));
+		az->snaps[az->nsnaps++] = e;
 	}
+	for (;;) {
+		if (!force && e->snap.fetched_ns && now_ns() - e->snap.fetched_ns < az->opts.snapshot_max_age_ns)
+			goto copy;
+		if (!e->reading)
+			break;
+		while (e->reading)
+			pthread_cond_wait(&az->read_done, &az->mu);
+		/* Share the failure of the read we waited for rather than send
+		 * the same request again at once. A forced read does not wait
+		 * for a read that began before it was asked for: it loops and
+		 * makes its own. */
+		if (!force && e->last_rc != 0) {
+			int rc = e->last_rc;
+			struct ctl_error err = e->last_err;
+			pthread_mutex_unlock(&az->mu);
+			free(key);
+			ctl_error_set(rc, err.reason, "%s", err.message);
+			ctl_error_set_http(err.http_status, err.request_id, err.retry_after_ms);
+			return rc;
+		}
+	}
+	e->reading = true;
 	az->reads++;
 	pthread_mutex_unlock(&az->mu);
 
-	rc = arm_registry_get(&reg, conn->arm, &conn->ref);
-	if (rc == CTL_ENOTFOUND) {
-		fresh.registry_found = false;
-		rc = 0;
-	} else if (rc != 0) {
-		goto done;
-	} else {
-		fresh.registry_found = true;
-		fresh.location = xstrdup(reg->location);
-		fresh.sku = xstrdup(reg->sku_tier ? reg->sku_tier : reg->sku_name);
-		fresh.login_server = xstrdup(reg->login_server);
-		rc = arm_agent_pool_list(&fresh.pools, &fresh.npools, conn->arm, &conn->ref);
-		if (rc == CTL_ENOTFOUND) {
-			/* Gone between the two calls. */
-			fresh.registry_found = false;
-			rc = 0;
-		} else if (rc != 0) {
-			goto done;
-		}
-	}
-	fresh.fetched_ns = now_ns();
+	int rc = snapshot_read(&fresh, conn);
 
 	pthread_mutex_lock(&az->mu);
-	e = find_snap(az, key);
-	if (!e) {
-		az->snaps = xrealloc(az->snaps, (az->nsnaps + 1) * sizeof(*az->snaps));
-		e = &az->snaps[az->nsnaps++];
-		e->key = key;
-		key = NULL;
+	e->reading = false;
+	e->last_rc = rc;
+	if (rc != 0) {
+		e->last_err = *ctl_error_last();
 	} else {
 		snapshot_dispose(&e->snap);
+		e->snap = fresh;
+		memset(&fresh, 0, sizeof(fresh));
 	}
-	e->snap = fresh;
-	memset(&fresh, 0, sizeof(fresh));
+	pthread_cond_broadcast(&az->read_done);
+	if (rc != 0) {
+		pthread_mutex_unlock(&az->mu);
+		snapshot_dispose(&fresh);
+		free(key);
+		return rc;
+	}
+copy:
 	*out = xcalloc(1, sizeof(**out));
 	snapshot_copy(*out, &e->snap);
 	pthread_mutex_unlock(&az->mu);
-done:
-	snapshot_dispose(&fresh);
-	arm_registry_free(reg);
 	free(key);
-	return rc;
+	return 0;
 }
 
 void azure_snapshot_free(struct azure_snapshot *s)

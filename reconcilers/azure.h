@@ -61,7 +61,10 @@ struct azure_snapshot {
 };
 
 /* A copy of the registry's snapshot, read from Azure first when missing,
- * older than max_age, or when force is set. Errors are the ARM call's. */
+ * older than max_age, or when force is set. One read per registry at a
+ * time: a caller that finds a read under way waits for it and shares its
+ * answer, or its error (a forced caller makes its own read after it).
+ * Errors are the ARM call's. */
 int azure_snapshot_get(struct azure_snapshot **out, struct azure *az, struct azure_conn *conn, bool force);
 void azure_snapshot_free(struct azure_snapshot *s);
 

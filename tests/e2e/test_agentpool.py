@@ -356,8 +356,11 @@ def test_drift_corrected_at_resync_with_one_list_per_registry(kube, namespace, a
     op = operator("--resync-period", "4s")
     for name in ("drift1", "drift2", "drift3"):
         kube.apply(pool_obj(name, tier="S1", count=1), namespace)
-    for name in ("drift1", "drift2", "drift3"):
+    kube.apply(pool_obj("idle0", tier="S1", count=0), namespace)
+    for name in ("drift1", "drift2", "drift3", "idle0"):
         wait_condition(kube, "agentpool", name, namespace, "Ready")
+        kube.run("wait", "--for=jsonpath={.status.queuedRuns}=0", f"agentpool/{name}", "-n", namespace,
+                 "--timeout=60s")
     # az acr agentpool update --count 5, behind the operator's back.
     azure.pool(SUB, RG, "myregistry", "drift2", "PATCH", {"count": 5})
     azure.clear_requests()
@@ -368,14 +371,21 @@ def test_drift_corrected_at_resync_with_one_list_per_registry(kube, namespace, a
     # Steady state: a resync reads the pools with LISTs, never one GET per pool.
     azure.clear_requests()
     start = op.metric("controller_runtime_reconcile_total", {"controller": "agentpool"})
-    wait_until("two resyncs of the three pools",
-               lambda: op.metric("controller_runtime_reconcile_total", {"controller": "agentpool"}) >= start + 6,
+    wait_until("two resyncs of the four pools",
+               lambda: op.metric("controller_runtime_reconcile_total", {"controller": "agentpool"}) >= start + 8,
                timeout=30)
     reqs = azure.requests(method="GET")
     per_pool = [r for r in reqs if "/agentPools/" in r["path"]]
     lists = [r for r in reqs if r["path"].rstrip("/").lower().endswith("/agentpools")]
     assert per_pool == [], f"GET per pool at resync: {[r['path'] for r in per_pool]}"
     assert 1 <= len(lists) <= 6, f"{len(lists)} LISTs for two resyncs of one registry"
+    # Nor a queue read (an ARM POST) per pool: a fixed pool with instances
+    # and nothing waiting is not asked; a pool at zero, where queued runs
+    # would never start, is.
+    queue = azure.requests(method="POST", path_contains="/listQueueStatus")
+    fixed = [r["path"] for r in queue if "/agentPools/idle0/" not in r["path"]]
+    assert fixed == [], f"queue of an idle fixed pool read at resync: {fixed}"
+    assert any("/agentPools/idle0/" in r["path"] for r in queue), "the queue of a pool at zero went unwatched"
 
 
 # 10. Faults -----------------------------------------------------------------

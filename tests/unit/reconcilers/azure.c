@@ -1,0 +1,161 @@
+/*
+ * Tests for reconcilers/azure.c: the per-registry snapshot is read once
+ * however many reconciles want it at the same moment (a resync wakes every
+ * pool of a registry at once), a failed read is shared with those who
+ * waited for it instead of being repeated by each, and a forced read always
+ * goes to Azure. Against the canned loopback server; the managed identity
+ * token request is slowed down so the callers pile up behind the first read.
+ */
+#include "test.h"
+
+#include "canned_http.h"
+
+#include "azure.h"
+#include "error.h"
+#include "store.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <string.h>
+
+#define CALLERS 4
+
+static const char registry_body[] =
+	"{\"id\":\"/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/reg\","
+	"\"name\":\"reg\",\"location\":\"eastus\",\"sku\":{\"name\":\"Premium\",\"tier\":\"Premium\"},"
+	"\"properties\":{\"loginServer\":\"reg.azurecr.io\",\"provisioningState\":\"Succeeded\"}}";
+static const char pools_body[] =
+	"{\"value\":[{\"id\":\"/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ContainerRegistry/"
+	"registries/reg/agentPools/p1\",\"name\":\"p1\",\"location\":\"eastus\",\"properties\":{\"count\":2,"
+	"\"tier\":\"S1\",\"os\":\"Linux\",\"provisioningState\":\"Succeeded\"}}]}";
+static const char denied_body[] =
+	"{\"error\":{\"code\":\"AuthorizationFailed\",\"message\":\"The client does not have authorization.\"}}";
+
+struct fixture {
+	struct canned_server srv;
+	struct azure *az;
+	struct ctl_obj *reg;
+	struct azure_conn *conn;
+};
+
+static void fixture_start(struct fixture *f)
+{
+	canned_start(&f->srv);
+	struct azure_options o = {
+		.arm_endpoint = f->srv.base,
+		.authority_host = f->srv.base,
+		.imds_endpoint = f->srv.base,
+		.snapshot_max_age_ns = 60LL * 1000000000,
+	};
+	CHECK_INT(azure_new(&f->az, NULL, &o), 0);
+	cJSON *j = cJSON_Parse("{\"metadata\":{\"name\":\"r\",\"namespace\":\"ns\",\"generation\":1},"
+			       "\"spec\":{\"subscriptionId\":\"sub\",\"resourceGroup\":\"rg\",\"name\":\"reg\","
+			       "\"credential\":{\"managedIdentity\":{}}}}");
+	CHECK_INT(ctl_obj_new(&f->reg, j), 0);
+	CHECK_INT(azure_conn_get(&f->conn, f->az, f->reg), 0);
+}
+
+static void fixture_stop(struct fixture *f)
+{
+	azure_conn_put(f->az, f->conn);
+	azure_free(f->az);
+	ctl_obj_unref(f->reg);
+	canned_stop(&f->srv);
+}
+
+struct caller {
+	struct fixture *f;
+	int rc;
+	size_t npools;
+	char reason[128];
+};
+
+static void *call_get(void *arg)
+{
+	struct caller *c = arg;
+	struct azure_snapshot *s = NULL;
+	c->rc = azure_snapshot_get(&s, c->f->az, c->f->conn, false);
+	if (c->rc == 0)
+		c->npools = s->npools;
+	else
+		snprintf(c->reason, sizeof(c->reason), "%s", ctl_error_last()->reason);
+	azure_snapshot_free(s);
+	return NULL;
+}
+
+static void call_together(struct fixture *f, struct caller *c)
+{
+	pthread_t t[CALLERS];
+	for (int i = 0; i < CALLERS; i++) {
+		c[i] = (struct caller){.f = f, .rc = 1};
+		pthread_create(&t[i], NULL, call_get, &c[i]);
+	}
+	for (int i = 0; i < CALLERS; i++)
+		pthread_join(t[i], NULL);
+}
+
+TEST(concurrent_callers_share_one_read)
+{
+	struct fixture f;
+	fixture_start(&f);
+	f.srv.token_delay_ms = 300;
+	canned_reply(&f.srv, 0, 200, NULL, registry_body);
+	canned_reply(&f.srv, 0, 200, NULL, pools_body);
+	struct caller c[CALLERS];
+	call_together(&f, c);
+	for (int i = 0; i < CALLERS; i++) {
+		CHECK_INT(c[i].rc, 0);
+		CHECK_INT(c[i].npools, 1);
+	}
+	/* One registry GET and one pool LIST for all four. */
+	CHECK_INT(f.srv.narm_requests, 2);
+	CHECK(strstr(canned_request(&f.srv, 0, 0), "GET /subscriptions/sub/resourceGroups/rg/providers/"
+				    "Microsoft.ContainerRegistry/registries/reg?") != NULL);
+	CHECK(strstr(canned_request(&f.srv, 0, 1), "/registries/reg/agentPools?") != NULL);
+	CHECK_INT(azure_snapshot_reads(f.az), 1);
+
+	/* Fresh now: served from the cache. */
+	struct azure_snapshot *s = NULL;
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, false), 0);
+	CHECK_INT(s->npools, 1);
+	CHECK_STR(s->location, "eastus");
+	azure_snapshot_free(s);
+	CHECK_INT(f.srv.narm_requests, 2);
+
+	/* Forced: read again even though it is fresh. */
+	canned_reply(&f.srv, 0, 200, NULL, registry_body);
+	canned_reply(&f.srv, 0, 200, NULL, "{\"value\":[]}");
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, true), 0);
+	CHECK_INT(s->npools, 0);
+	azure_snapshot_free(s);
+	CHECK_INT(f.srv.narm_requests, 4);
+	fixture_stop(&f);
+}
+
+TEST(failed_read_is_shared_then_retried)
+{
+	struct fixture f;
+	fixture_start(&f);
+	f.srv.token_delay_ms = 300;
+	canned_reply(&f.srv, 0, 403, NULL, denied_body);
+	struct caller c[CALLERS];
+	call_together(&f, c);
+	for (int i = 0; i < CALLERS; i++) {
+		CHECK_INT(c[i].rc, CTL_EAUTH);
+		CHECK_STR(c[i].reason, "AuthorizationFailed");
+	}
+	/* Azure refused once; nobody asked again on the same breath. */
+	CHECK_INT(f.srv.narm_requests, 1);
+
+	/* The next caller, later, reads again and succeeds. */
+	canned_reply(&f.srv, 0, 200, NULL, registry_body);
+	canned_reply(&f.srv, 0, 200, NULL, pools_body);
+	struct azure_snapshot *s = NULL;
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, false), 0);
+	CHECK_INT(s->npools, 1);
+	azure_snapshot_free(s);
+	CHECK_INT(f.srv.narm_requests, 3);
+	fixture_stop(&f);
+}
+
+TEST_MAIN(T(concurrent_callers_share_one_read), T(failed_read_is_shared_then_retried))
