@@ -114,6 +114,7 @@ static bool in_flight(const char *state)
 }
 
 struct pass {
+	struct app_write w;          /* status writes, Events, Azure failures */
 	struct app *a;
 	struct ctl_obj *obj;
 	struct ctl_obj *reg;
@@ -135,33 +136,6 @@ static void pass_dispose(struct pass *p)
 	ctl_obj_unref(p->reg);
 	ctl_obj_unref(p->obj);
 }
-
-static struct app_write writer(struct pass *p)
-{
-	return (struct app_write){p->a, &gvr_agentpools, p->obj, p->status};
-}
-
-static void event(struct pass *p, const char *type, const char *reason, const char *action, const char *msg)
-{
-	struct app_write w = writer(p);
-	app_event(&w, type, reason, action, msg);
-}
-
-static int commit(struct pass *p, enum app_state state, const char *reason, const char *msg, bool force_event,
-		  const char *action)
-{
-	struct app_write w = writer(p);
-	return app_commit(&w, state, reason, msg, force_event, action);
-}
-
-static int azure_failure(struct pass *p, int rc, const char *what)
-{
-	struct app_write w = writer(p);
-	return app_azure_failure(&w, rc, what, &p->requeue_ns, true);
-}
-
-
-
 
 static const char *const sources[] = {"Spec", "Schedule", "Autoscale"};
 
@@ -233,7 +207,7 @@ static int release(struct pass *p, const char *reason, const char *msg)
 {
 	int rc = ctl_finalizer_remove(p->a->kube, &gvr_agentpools, p->obj, ACRPOOL_FINALIZER);
 	if (rc == 0) {
-		event(p, "Normal", reason, "Delete", msg);
+		app_event(&p->w, "Normal", reason, "Delete", msg);
 		remove_pool_metrics(p->a, p->obj->namespace, p->obj->name);
 	}
 	return rc;
@@ -444,6 +418,7 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		goto done;
 	}
 	p.status = ctl_status_copy(obj);
+	p.w = (struct app_write){a, &gvr_agentpools, obj, p.status, &p.requeue_ns, true};
 	p.azure_name = ctl_obj_string(obj, "spec.azureName");
 	if (!p.azure_name)
 		p.azure_name = obj->name;
@@ -455,17 +430,17 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 	if (grc == CTL_ENOTFOUND) {
 		snprintf(msg, sizeof(msg), "Registry %s/%s does not exist; create it (the Azure pool, if any, is "
 			 "left as it is)", obj->namespace, reg_name ? reg_name : "");
-		rc = commit(&p, APP_STALLED, "RegistryRefNotFound", msg, false, "Reconcile");
+		rc = app_commit(&p.w, APP_STALLED, "RegistryRefNotFound", msg, false, "Reconcile");
 		goto done;
 	}
 	if ((rc = azure_conn_get(&p.conn, a->azure, p.reg)) != 0) {
-		rc = azure_failure(&p, rc, "cannot build the Azure credential of the Registry");
+		rc = app_azure_failure(&p.w, rc, "cannot build the Azure credential of the Registry");
 		goto done;
 	}
 	const char *state_before = status_str(p.status, "provisioningState");
 	bool fresh_needed = in_flight(state_before) || status_str(p.status, "drainStartedAt");
 	if ((rc = azure_snapshot_get(&p.snap, a->azure, p.conn, false)) != 0) {
-		rc = azure_failure(&p, rc, "reading the registry's pools failed");
+		rc = app_azure_failure(&p.w, rc, "reading the registry's pools failed");
 		goto done;
 	}
 	p.pool = azure_snapshot_pool(p.snap, p.azure_name);
@@ -484,7 +459,7 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 			p.pool = NULL;
 			azure_snapshot_note_pool(a->azure, p.conn, p.azure_name, NULL);
 		} else if (rc != 0) {
-			rc = azure_failure(&p, rc, "reading the pool failed");
+			rc = app_azure_failure(&p.w, rc, "reading the pool failed");
 			goto done;
 		} else {
 			p.pool = p.fresh;
@@ -568,7 +543,7 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 			snprintf(msg, sizeof(msg), "%s", e->message);
 			char reason[128];
 			snprintf(reason, sizeof(reason), "%s", e->reason);
-			rc = commit(&p, APP_STALLED, reason, msg, false, "Reconcile");
+			rc = app_commit(&p.w, APP_STALLED, reason, msg, false, "Reconcile");
 			goto done;
 		}
 		d.count = cp.quota.count;
@@ -622,7 +597,7 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		rc = release(&p, act.reason, act.message);
 		break;
 	case AGENTPOOL_STALL:
-		rc = commit(&p, APP_STALLED, act.reason, act.message, false, "Reconcile");
+		rc = app_commit(&p.w, APP_STALLED, act.reason, act.message, false, "Reconcile");
 		break;
 	case AGENTPOOL_NOOP:
 	case AGENTPOOL_ADOPT:
@@ -630,8 +605,8 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 			app_json_set_str(p.status, "azureResourceId", p.pool->id ? p.pool->id : "");
 		snprintf(msg, sizeof(msg), "%s pool %s has %d instance(s) as declared", d.tier, p.azure_name, d.count);
 		if (act.kind == AGENTPOOL_ADOPT)
-			event(&p, "Normal", "Adopted", "Adopt", act.message);
-		rc = commit(&p, APP_READY, "Succeeded", msg, false, "Reconcile");
+			app_event(&p.w, "Normal", "Adopted", "Adopt", act.message);
+		rc = app_commit(&p.w, APP_READY, "Succeeded", msg, false, "Reconcile");
 		/* Keep the queue depth fresh while runs wait; otherwise resync
 		 * is enough. */
 		if (rc == 0 && o.queued_runs > 0)
@@ -639,14 +614,14 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		break;
 	case AGENTPOOL_WAIT:
 		p.requeue_ns = POLL_IN_FLIGHT_NS;
-		rc = commit(&p, APP_PROGRESSING, act.reason, act.message, false, "Reconcile");
+		rc = app_commit(&p.w, APP_PROGRESSING, act.reason, act.message, false, "Reconcile");
 		break;
 	case AGENTPOOL_DRAIN:
 		if (!status_str(p.status, "drainStartedAt")) {
 			app_json_set_str(p.status, "drainStartedAt", app_now(now));
 		}
 		p.requeue_ns = POLL_DRAIN_NS;
-		rc = commit(&p, APP_PROGRESSING, "Draining", act.message, false, "Drain");
+		rc = app_commit(&p.w, APP_PROGRESSING, "Draining", act.message, false, "Drain");
 		break;
 	case AGENTPOOL_CREATE: {
 		struct arm_agent_pool want = {
@@ -659,7 +634,7 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		want.ntags = ntags;
 		rc = arm_agent_pool_create(&created, &op, p.conn->arm, &p.conn->ref, p.azure_name, &want);
 		if (rc != 0) {
-			rc = azure_failure(&p, rc, "creating the pool failed");
+			rc = app_azure_failure(&p.w, rc, "creating the pool failed");
 			break;
 		}
 		azure_snapshot_note_pool(a->azure, p.conn, p.azure_name, created);
@@ -669,7 +644,7 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		app_json_set_str(p.status, "azureResourceId", created->id ? created->id : "");
 		app_json_set_str(p.status, "lastScaleTime", app_now(now));
 		p.requeue_ns = op_delay_ns(op);
-		rc = commit(&p, APP_PROGRESSING, act.recreating ? "Recreating" : "Creating", act.message, true, "Create");
+		rc = app_commit(&p.w, APP_PROGRESSING, act.recreating ? "Recreating" : "Creating", act.message, true, "Create");
 		break;
 	}
 	case AGENTPOOL_UPDATE: {
@@ -679,7 +654,7 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		rc = arm_agent_pool_update(&created, &op, p.conn->arm, &p.conn->ref, p.azure_name, d.count, tags, ntags,
 					   d.manage_tags);
 		if (rc != 0) {
-			rc = azure_failure(&p, rc, "updating the pool failed");
+			rc = app_azure_failure(&p.w, rc, "updating the pool failed");
 			break;
 		}
 		azure_snapshot_note_pool(a->azure, p.conn, p.azure_name, created);
@@ -695,23 +670,23 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		if (drift) {
 			snprintf(msg, sizeof(msg), "Azure had %d instance(s)%s; set back to the declared %d",
 				 old_count, old_count == d.count ? " and other tags" : "", d.count);
-			event(&p, "Warning", "DriftCorrected", "Scale", msg);
+			app_event(&p.w, "Warning", "DriftCorrected", "Scale", msg);
 		} else if (cp.want.source == CAPACITY_AUTOSCALE || cp.want.source == CAPACITY_SCHEDULE ||
 			   cp.quota.capped) {
 			/* An Event per scaling decision, with its reason. */
 			const char *why = cp.quota.capped ? "QuotaCapped"
 				: cp.want.source == CAPACITY_AUTOSCALE ? cp.as.reason : "ScheduleWindow";
 			snprintf(msg, sizeof(msg), "%d -> %d instance(s): %s", old_count, d.count, cp.message);
-			event(&p, "Normal", why, "Scale", msg);
+			app_event(&p.w, "Normal", why, "Scale", msg);
 		}
-		rc = commit(&p, APP_PROGRESSING, act.reason, act.message,
+		rc = app_commit(&p.w, APP_PROGRESSING, act.reason, act.message,
 			    !drift && cp.want.source == CAPACITY_SPEC, "Scale");
 		break;
 	}
 	case AGENTPOOL_DELETE:
 		rc = arm_agent_pool_delete(&op, p.conn->arm, &p.conn->ref, p.azure_name);
 		if (rc != 0) {
-			rc = azure_failure(&p, rc, "deleting the pool failed");
+			rc = app_azure_failure(&p.w, rc, "deleting the pool failed");
 			break;
 		}
 		app_json_set_str(p.status, "provisioningState", op ? "Deleting" : "Deleted");
@@ -721,10 +696,10 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		if (obj->deleting) {
 			/* The object is going away; a status write would only
 			 * race the finalizer. */
-			event(&p, "Normal", "Deleting", "Delete", act.message);
+			app_event(&p.w, "Normal", "Deleting", "Delete", act.message);
 			rc = ctl_status_write(a->kube, &gvr_agentpools, obj, p.status, NULL);
 		} else {
-			rc = commit(&p, APP_PROGRESSING, act.reason, act.message, true, "Delete");
+			rc = app_commit(&p.w, APP_PROGRESSING, act.reason, act.message, true, "Delete");
 		}
 		break;
 	}

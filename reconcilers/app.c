@@ -177,8 +177,7 @@ int app_commit(const struct app_write *w, enum app_state state, const char *reas
 	return rc;
 }
 
-int app_azure_failure(const struct app_write *w, int rc, const char *what, int64_t *requeue_ns,
-		      bool busy_on_conflict)
+int app_azure_failure(const struct app_write *w, int rc, const char *what)
 {
 	const struct ctl_error *e = ctl_error_last();
 	char msg[1400];
@@ -190,8 +189,8 @@ int app_azure_failure(const struct app_write *w, int rc, const char *what, int64
 			 e->message[0] ? ": " : "", e->message, e->request_id[0] ? " (request id " : "",
 			 e->request_id, e->request_id[0] ? ")" : "");
 	long retry_ms = e->retry_after_ms;
-	if (rc == CTL_ECONFLICT && busy_on_conflict) {
-		*requeue_ns = 10LL * 1000000000;
+	if (rc == CTL_ECONFLICT && w->busy_on_conflict) {
+		*w->requeue_ns = 10LL * 1000000000;
 		return app_commit(w, APP_PROGRESSING, "AzureBusy", msg, false, "Reconcile");
 	}
 	if (rc == CTL_EAUTH || rc == CTL_ETERMINAL || rc == CTL_EINVALID) {
@@ -205,7 +204,7 @@ int app_azure_failure(const struct app_write *w, int rc, const char *what, int64
 	const char *reason = unreachable ? "AzureUnreachable" : "AzureUnavailable";
 	app_commit(w, unreachable ? APP_STALLED : APP_PROGRESSING, reason, msg, false, "Reconcile");
 	if (!unreachable && retry_ms > 0) {
-		*requeue_ns = (int64_t)retry_ms * 1000000;
+		*w->requeue_ns = (int64_t)retry_ms * 1000000;
 		return 0;
 	}
 	int code = rc == CTL_ECONFLICT ? CTL_EUNAVAIL : rc;

@@ -66,6 +66,8 @@ struct app_write {
 	const struct ctl_gvr *gvr;
 	const struct ctl_obj *obj;
 	cJSON *status;
+	int64_t *requeue_ns;     /* where app_azure_failure leaves Azure's Retry-After */
+	bool busy_on_conflict;   /* see app_azure_failure */
 };
 
 /* Record an Event about the object. */
@@ -83,11 +85,11 @@ int app_commit(const struct app_write *w, enum app_state state, const char *reas
  * message and request id, and return CTL_ETERMINAL; no answer at all is
  * Stalled AzureUnreachable and returns CTL_EUNAVAIL (the queue keeps
  * retrying with backoff); throttling and outages are Reconciling
- * AzureUnavailable and set *requeue_ns to Azure's Retry-After when it gave
- * one. With busy_on_conflict a 409 (an operation in flight) is Reconciling
- * AzureBusy, looked at again in 10 s; without, it counts as an outage. */
-int app_azure_failure(const struct app_write *w, int rc, const char *what, int64_t *requeue_ns,
-		      bool busy_on_conflict);
+ * AzureUnavailable and set *w->requeue_ns to Azure's Retry-After when it
+ * gave one. With w->busy_on_conflict a 409 (an operation in flight) is
+ * Reconciling AzureBusy, looked at again in 10 s; without, it counts as an
+ * outage. */
+int app_azure_failure(const struct app_write *w, int rc, const char *what);
 
 /* Set or replace a member of a JSON object. */
 void app_json_set(cJSON *obj, const char *name, cJSON *value);

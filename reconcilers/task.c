@@ -41,6 +41,7 @@
 #define WAIT_POOL_NS (30LL * 1000000000)
 
 struct pass {
+	struct app_write w;          /* status writes, Events, Azure failures */
 	struct app *a;
 	struct ctl_obj *obj;
 	struct ctl_obj *reg;
@@ -70,33 +71,6 @@ static void pass_dispose(struct pass *p)
 	ctl_obj_unref(p->reg);
 	ctl_obj_unref(p->obj);
 }
-
-static struct app_write writer(struct pass *p)
-{
-	return (struct app_write){p->a, &gvr_tasks, p->obj, p->status};
-}
-
-static void event(struct pass *p, const char *type, const char *reason, const char *action, const char *msg)
-{
-	struct app_write w = writer(p);
-	app_event(&w, type, reason, action, msg);
-}
-
-static int commit(struct pass *p, enum app_state state, const char *reason, const char *msg, bool force_event,
-		  const char *action)
-{
-	struct app_write w = writer(p);
-	return app_commit(&w, state, reason, msg, force_event, action);
-}
-
-static int azure_failure(struct pass *p, int rc, const char *what)
-{
-	struct app_write w = writer(p);
-	return app_azure_failure(&w, rc, what, &p->requeue_ns, true);
-}
-
-
-
 
 static int64_t op_delay_ns(const struct arm_operation *op)
 {
@@ -176,7 +150,7 @@ static int release(struct pass *p, const char *reason, const char *msg)
 {
 	int rc = ctl_finalizer_remove(p->a->kube, &gvr_tasks, p->obj, ACRPOOL_FINALIZER);
 	if (rc == 0)
-		event(p, "Normal", reason, "Delete", msg);
+		app_event(&p->w, "Normal", reason, "Delete", msg);
 	return rc;
 }
 
@@ -201,6 +175,7 @@ int task_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		goto done;
 	}
 	p.status = ctl_status_copy(obj);
+	p.w = (struct app_write){a, &gvr_tasks, obj, p.status, &p.requeue_ns, true};
 	p.azure_name = ctl_obj_string(obj, "spec.azureName");
 	if (!p.azure_name)
 		p.azure_name = obj->name;
@@ -217,15 +192,15 @@ int task_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		}
 		snprintf(msg, sizeof(msg), "Registry %s/%s does not exist; create it", obj->namespace,
 			 reg_name ? reg_name : "");
-		rc = commit(&p, APP_STALLED, "RegistryRefNotFound", msg, false, "Reconcile");
+		rc = app_commit(&p.w, APP_STALLED, "RegistryRefNotFound", msg, false, "Reconcile");
 		goto done;
 	}
 	if ((rc = azure_conn_get(&p.conn, a->azure, p.reg)) != 0) {
-		rc = azure_failure(&p, rc, "cannot build the Azure credential of the Registry");
+		rc = app_azure_failure(&p.w, rc, "cannot build the Azure credential of the Registry");
 		goto done;
 	}
 	if ((rc = azure_snapshot_get(&p.snap, a->azure, p.conn, false)) != 0) {
-		rc = azure_failure(&p, rc, "reading the registry failed");
+		rc = app_azure_failure(&p.w, rc, "reading the registry failed");
 		goto done;
 	}
 
@@ -264,7 +239,7 @@ int task_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		if (rc == CTL_ENOTFOUND) {
 			rc = 0;
 		} else if (rc) {
-			rc = azure_failure(&p, rc, "reading the task failed");
+			rc = app_azure_failure(&p.w, rc, "reading the task failed");
 			goto done;
 		}
 	}
@@ -316,23 +291,23 @@ int task_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		rc = release(&p, act.reason, act.message);
 		goto done;
 	case TASK_STALL:
-		rc = commit(&p, APP_STALLED, act.reason, act.message, false, "Reconcile");
+		rc = app_commit(&p.w, APP_STALLED, act.reason, act.message, false, "Reconcile");
 		goto done;
 	case TASK_WAIT:
 		p.requeue_ns = !strcmp(act.reason, "AgentPoolNotReady") ? WAIT_POOL_NS : POLL_IN_FLIGHT_NS;
-		rc = commit(&p, APP_PROGRESSING, act.reason, act.message, false, "Reconcile");
+		rc = app_commit(&p.w, APP_PROGRESSING, act.reason, act.message, false, "Reconcile");
 		goto done;
 	case TASK_DELETE:
 		rc = arm_task_delete(&op, p.conn->arm, &p.conn->ref, p.azure_name);
 		if (rc == CTL_ENOTFOUND)
 			rc = 0;
 		if (rc) {
-			rc = azure_failure(&p, rc, "deleting the task failed");
+			rc = app_azure_failure(&p.w, rc, "deleting the task failed");
 			goto done;
 		}
 		if (op) {
 			/* 2019 may answer 202: look again until the GET says 404. */
-			event(&p, "Normal", "Deleting", "Delete", "deleting the Azure task");
+			app_event(&p.w, "Normal", "Deleting", "Delete", "deleting the Azure task");
 			p.requeue_ns = op_delay_ns(op);
 			goto done;
 		}
@@ -343,14 +318,14 @@ int task_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		if (act.kind == TASK_ADOPT) {
 			app_json_set_str(p.status, "azureResourceId", json_str(p.azure_task, "id", NULL));
 			app_json_set_str(p.status, "secretHash", hash[0] ? hash : NULL);
-			event(&p, "Normal", "Adopted", "Adopt", act.message);
+			app_event(&p.w, "Normal", "Adopted", "Adopt", act.message);
 		}
 		break;
 	case TASK_CREATE:
 	case TASK_UPDATE:
 		rc = arm_task_create(&put, &op, p.conn->arm, &p.conn->ref, p.azure_name, p.body);
 		if (rc) {
-			rc = azure_failure(&p, rc, act.kind == TASK_CREATE ? "creating the task failed"
+			rc = app_azure_failure(&p.w, rc, act.kind == TASK_CREATE ? "creating the task failed"
 					   : "updating the task failed");
 			goto done;
 		}
@@ -367,16 +342,16 @@ int task_reconcile(void *ctx, const char *key, struct ctl_result *out)
 			p.requeue_ns = op_delay_ns(op);
 			const char *r = act.kind == TASK_CREATE ? "Creating" : "Updating";
 			if (act.drift)
-				event(&p, "Warning", "DriftCorrected", "Update", act.message);
-			rc = commit(&p, APP_PROGRESSING, r, act.message, !act.drift, act.kind == TASK_CREATE ? "Create"
+				app_event(&p.w, "Warning", "DriftCorrected", "Update", act.message);
+			rc = app_commit(&p.w, APP_PROGRESSING, r, act.message, !act.drift, act.kind == TASK_CREATE ? "Create"
 				    : "Update");
 			goto done;
 		}
 		app_json_set_str(p.status, "provisioningState", "Succeeded");
 		if (act.drift)
-			event(&p, "Warning", "DriftCorrected", "Update", act.message);
+			app_event(&p.w, "Warning", "DriftCorrected", "Update", act.message);
 		else
-			event(&p, "Normal", act.kind == TASK_CREATE ? "Created" : act.reason,
+			app_event(&p.w, "Normal", act.kind == TASK_CREATE ? "Created" : act.reason,
 			      act.kind == TASK_CREATE ? "Create" : "Update",
 			      act.kind == TASK_CREATE ? "created the Azure task" : act.message);
 		break;
@@ -384,12 +359,12 @@ int task_reconcile(void *ctx, const char *key, struct ctl_result *out)
 
 	/* In sync. */
 	if (run_moved)
-		event(&p, "Normal", "LastRun", "Observe", run_what);
+		app_event(&p.w, "Normal", "LastRun", "Observe", run_what);
 	const char *status_word = ctl_obj_field(obj, "spec.enabled") && cJSON_IsFalse(ctl_obj_field(obj, "spec.enabled"))
 		? "disabled" : "enabled";
 	snprintf(msg, sizeof(msg), "task %s is %s in Azure%s%s", p.azure_name, status_word,
 		 pool_azure ? " on agent pool " : " on shared compute", pool_azure ? pool_azure : "");
-	rc = commit(&p, APP_READY, "Succeeded", msg, false, "Reconcile");
+	rc = app_commit(&p.w, APP_READY, "Succeeded", msg, false, "Reconcile");
 	if (rc == 0 && running)
 		p.requeue_ns = POLL_RUN_NS;
 done:

@@ -145,6 +145,7 @@ static void memo_drop(const char *key, const char *uid)
 /* ---- the pass ---- */
 
 struct pass {
+	struct app_write w;          /* status writes, Events, Azure failures */
 	struct app *a;
 	struct ctl_obj *obj;
 	struct ctl_obj *reg;
@@ -173,33 +174,6 @@ static void pass_dispose(struct pass *p)
 	ctl_obj_unref(p->reg);
 	ctl_obj_unref(p->obj);
 }
-
-static struct app_write writer(struct pass *p)
-{
-	return (struct app_write){p->a, &gvr_taskruns, p->obj, p->status};
-}
-
-static void event(struct pass *p, const char *type, const char *reason, const char *action, const char *msg)
-{
-	struct app_write w = writer(p);
-	app_event(&w, type, reason, action, msg);
-}
-
-static int commit(struct pass *p, enum app_state state, const char *reason, const char *msg, bool force_event,
-		  const char *action)
-{
-	struct app_write w = writer(p);
-	return app_commit(&w, state, reason, msg, force_event, action);
-}
-
-static int azure_failure(struct pass *p, int rc, const char *what)
-{
-	struct app_write w = writer(p);
-	return app_azure_failure(&w, rc, what, &p->requeue_ns, false);
-}
-
-
-
 
 static const char *sget(const cJSON *o, const char *a, const char *b)
 {
@@ -267,7 +241,7 @@ static int release(struct pass *p, const char *reason, const char *msg)
 	int rc = ctl_finalizer_remove(p->a->kube, &gvr_taskruns, p->obj, ACRPOOL_FINALIZER);
 	if (rc == 0) {
 		memo_drop(NULL, p->obj->uid);
-		event(p, "Normal", reason, "Delete", msg);
+		app_event(&p->w, "Normal", reason, "Delete", msg);
 	}
 	return rc;
 }
@@ -537,15 +511,15 @@ static int schedule(struct pass *p, struct target *t)
 			goto done;
 		if (why[0]) {
 			p->requeue_ns = WAIT_NS;
-			rc = commit(p, APP_STALLED, "InvalidBuildSource", why, false, "Reconcile");
+			rc = app_commit(&p->w, APP_STALLED, "InvalidBuildSource", why, false, "Reconcile");
 			goto done;
 		}
 		if ((rc = arm_build_source_upload_url(&up, p->conn->arm, &p->conn->ref))) {
-			rc = azure_failure(p, rc, "asking for a build source upload URL failed");
+			rc = app_azure_failure(&p->w, rc, "asking for a build source upload URL failed");
 			goto done;
 		}
 		if ((rc = arm_build_source_upload(p->conn->arm, up.upload_url, tgz, tgz_len))) {
-			rc = azure_failure(p, rc, "uploading the build source failed");
+			rc = app_azure_failure(&p->w, rc, "uploading the build source failed");
 			goto done;
 		}
 		char sha[65];
@@ -562,7 +536,7 @@ static int schedule(struct pass *p, struct target *t)
 	struct task_secrets secrets = {p->refs, p->nrefs};
 	req = taskrun_plan_request(ctl_obj_field(obj, "spec"), &t->t, &secrets, missing, sizeof(missing));
 	if (!req) {
-		rc = commit(p, APP_STALLED, "SecretNotFound", missing, false, "Reconcile");
+		rc = app_commit(&p->w, APP_STALLED, "SecretNotFound", missing, false, "Reconcile");
 		goto done;
 	}
 
@@ -577,7 +551,7 @@ static int schedule(struct pass *p, struct target *t)
 	if (t->key.pool)
 		cJSON_AddStringToObject(intent, "agentPoolName", t->key.pool);
 	app_json_set(p->status, "scheduleIntent", intent);
-	if ((rc = commit(p, APP_PROGRESSING, "Scheduling", "requesting the run from Azure", false, "Schedule")))
+	if ((rc = app_commit(&p->w, APP_PROGRESSING, "Scheduling", "requesting the run from Azure", false, "Schedule")))
 		goto done;
 	memo_set(obj->uid, obj->key, token, t_now, NULL);
 
@@ -587,10 +561,10 @@ static int schedule(struct pass *p, struct target *t)
 		status_from_run(p, run);
 		snprintf(msg, sizeof(msg), "Azure scheduled run %s%s%s", run->run_id,
 			 t->key.pool ? " on agent pool " : "", t->key.pool ? t->key.pool : "");
-		event(p, "Normal", "Scheduled", "Schedule", msg);
+		app_event(&p->w, "Normal", "Scheduled", "Schedule", msg);
 		int st;
 		const char *reason = taskrun_run_reason(run->status, &st);
-		rc = commit(p, st == 0 ? APP_READY : st == 1 ? APP_PROGRESSING : APP_STALLED, reason, msg, false,
+		rc = app_commit(&p->w, st == 0 ? APP_READY : st == 1 ? APP_PROGRESSING : APP_STALLED, reason, msg, false,
 			    "Schedule");
 		p->requeue_ns = POLL_RUN_NS;
 		goto done;
@@ -602,9 +576,9 @@ static int schedule(struct pass *p, struct target *t)
 		snprintf(msg, sizeof(msg), "the outcome of the run request is unknown (%s%s%.400s); looking for the run "
 			 "instead of requesting another", rc == 0 ? "accepted without a run id" : e->reason,
 			 rc == 0 ? "" : ": ", rc == 0 ? "" : e->message);
-		event(p, "Warning", "ScheduleOutcomeUnknown", "Schedule", msg);
+		app_event(&p->w, "Warning", "ScheduleOutcomeUnknown", "Schedule", msg);
 		p->requeue_ns = POLL_FIND_NS;
-		rc = commit(p, APP_PROGRESSING, "FindingRun", msg, false, "Schedule");
+		rc = app_commit(&p->w, APP_PROGRESSING, "FindingRun", msg, false, "Schedule");
 		goto done;
 	}
 	/* Azure answered and refused: no run exists. Forget the intent so a
@@ -614,7 +588,7 @@ static int schedule(struct pass *p, struct target *t)
 	cJSON_DeleteItemFromObjectCaseSensitive(p->status, "scheduleIntent");
 	ctl_error_set(rc, e.reason, "%s", e.message);
 	ctl_error_set_http(e.http_status, e.request_id, e.retry_after_ms);
-	rc = azure_failure(p, rc, "requesting the run failed");
+	rc = app_azure_failure(&p->w, rc, "requesting the run failed");
 done:
 	arm_run_free(run);
 	arm_operation_free(op);
@@ -650,6 +624,7 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		goto done;
 	}
 	p.status = ctl_status_copy(obj);
+	p.w = (struct app_write){a, &gvr_taskruns, obj, p.status, &p.requeue_ns, false};
 
 	const char *reg_name = ctl_obj_string(obj, "spec.registryRef.name");
 	char *reg_key = ctl_obj_key(obj->namespace, reg_name ? reg_name : "");
@@ -662,22 +637,22 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		}
 		snprintf(msg, sizeof(msg), "Registry %s/%s does not exist; create it", obj->namespace,
 			 reg_name ? reg_name : "");
-		rc = commit(&p, APP_STALLED, "RegistryRefNotFound", msg, false, "Reconcile");
+		rc = app_commit(&p.w, APP_STALLED, "RegistryRefNotFound", msg, false, "Reconcile");
 		goto done;
 	}
 	if ((rc = azure_conn_get(&p.conn, a->azure, p.reg)) != 0) {
-		rc = azure_failure(&p, rc, "cannot build the Azure credential of the Registry");
+		rc = app_azure_failure(&p.w, rc, "cannot build the Azure credential of the Registry");
 		goto done;
 	}
 	if ((rc = azure_snapshot_get(&p.snap, a->azure, p.conn, false)) != 0) {
-		rc = azure_failure(&p, rc, "reading the registry failed");
+		rc = app_azure_failure(&p.w, rc, "reading the registry failed");
 		goto done;
 	}
 	if (!p.snap->registry_found) {
 		if (obj->deleting)
 			rc = release(&p, "Deleted", "the registry no longer exists in Azure");
 		else
-			rc = commit(&p, APP_STALLED, "RegistryNotFound", "the registry does not exist in Azure", false,
+			rc = app_commit(&p.w, APP_STALLED, "RegistryNotFound", "the registry does not exist in Azure", false,
 				    "Reconcile");
 		goto done;
 	}
@@ -730,7 +705,7 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out)
 				o.run_gone = true;
 				rc = 0;
 			} else if (rc) {
-				rc = azure_failure(&p, rc, "reading the run failed");
+				rc = app_azure_failure(&p.w, rc, "reading the run failed");
 				goto done;
 			} else {
 				o.run_status = p.run->status;
@@ -738,7 +713,7 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		}
 	} else if (o.intent) {
 		if ((rc = find_run(&p, &key_from_intent, &found)) != 0) {
-			rc = azure_failure(&p, rc, "listing runs to find the requested one failed");
+			rc = app_azure_failure(&p.w, rc, "listing runs to find the requested one failed");
 			goto done;
 		}
 		o.candidate = found != NULL;
@@ -766,25 +741,25 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		break;
 	case TASKRUN_WAIT:
 		p.requeue_ns = WAIT_NS;
-		rc = commit(&p, APP_PROGRESSING, act.reason, act.message, false, "Reconcile");
+		rc = app_commit(&p.w, APP_PROGRESSING, act.reason, act.message, false, "Reconcile");
 		break;
 	case TASKRUN_STALL:
-		rc = commit(&p, APP_STALLED, act.reason, act.message, false, "Reconcile");
+		rc = app_commit(&p.w, APP_STALLED, act.reason, act.message, false, "Reconcile");
 		break;
 	case TASKRUN_CANCELED:
 		cJSON_DeleteItemFromObjectCaseSensitive(p.status, "scheduleIntent");
-		rc = commit(&p, APP_STALLED, act.reason, act.message, false, "Cancel");
+		rc = app_commit(&p.w, APP_STALLED, act.reason, act.message, false, "Cancel");
 		break;
 	case TASKRUN_FIND:
 		p.requeue_ns = POLL_FIND_NS;
-		rc = commit(&p, APP_PROGRESSING, act.reason, act.message, false, "Find");
+		rc = app_commit(&p.w, APP_PROGRESSING, act.reason, act.message, false, "Find");
 		break;
 	case TASKRUN_SCHEDULE:
 		if (o.intent) {
 			snprintf(msg, sizeof(msg), "no run appeared within %d s of the recorded intent %s: the request "
 				 "never reached Azure; requesting the run now", TASKRUN_SETTLE_S,
 				 sget(intent, "time", NULL) ? sget(intent, "time", NULL) : "");
-			event(&p, "Normal", "IntentExpired", "Schedule", msg);
+			app_event(&p.w, "Normal", "IntentExpired", "Schedule", msg);
 			cJSON_DeleteItemFromObjectCaseSensitive(p.status, "scheduleIntent");
 			memo_drop(NULL, obj->uid);
 		}
@@ -796,11 +771,11 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		status_from_run(&p, found);
 		snprintf(msg, sizeof(msg), "found run %s, requested before the operator restarted; not requesting "
 			 "another", found->run_id);
-		event(&p, "Normal", "RunFound", "Find", msg);
+		app_event(&p.w, "Normal", "RunFound", "Find", msg);
 		refresh_log_tail(&p, found->run_id);
 		int st;
 		const char *reason = taskrun_run_reason(found->status, &st);
-		rc = commit(&p, st == 0 ? APP_READY : st == 1 ? APP_PROGRESSING : APP_STALLED, reason, msg, false,
+		rc = app_commit(&p.w, st == 0 ? APP_READY : st == 1 ? APP_PROGRESSING : APP_STALLED, reason, msg, false,
 			    "Find");
 		if (st == 1)
 			p.requeue_ns = POLL_RUN_NS;
@@ -809,11 +784,11 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out)
 	case TASKRUN_CANCEL: {
 		rc = arm_run_cancel(NULL, p.conn->arm, &p.conn->ref, o.run_id);
 		if (rc) {
-			rc = azure_failure(&p, rc, "canceling the run failed");
+			rc = app_azure_failure(&p.w, rc, "canceling the run failed");
 			break;
 		}
 		app_json_set(p.status, "cancelRequested", cJSON_CreateTrue());
-		event(&p, "Normal", "CancelRequested", "Cancel", act.message);
+		app_event(&p.w, "Normal", "CancelRequested", "Cancel", act.message);
 		if (obj->deleting) {
 			rc = release(&p, "Deleted", "asked Azure to cancel the run; releasing the TaskRun");
 			break;
@@ -821,14 +796,14 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		if (p.run)
 			status_from_run(&p, p.run);
 		p.requeue_ns = POLL_RUN_NS;
-		rc = commit(&p, APP_PROGRESSING, "Canceling", act.message, false, "Cancel");
+		rc = app_commit(&p.w, APP_PROGRESSING, "Canceling", act.message, false, "Cancel");
 		break;
 	}
 	case TASKRUN_FOLLOW:
 	case TASKRUN_FINISHED: {
 		if (o.run_gone) {
 			snprintf(msg, sizeof(msg), "%s", act.message);
-			rc = commit(&p, APP_STALLED, "RunNotFound", msg, false, "Reconcile");
+			rc = app_commit(&p.w, APP_STALLED, "RunNotFound", msg, false, "Reconcile");
 			break;
 		}
 		if (p.run) {
@@ -848,7 +823,7 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		else
 			snprintf(msg, sizeof(msg), "run %s ended %s%s%s", o.run_id, rs ? rs : "", err ? ": " : "",
 				 err ? err : "");
-		rc = commit(&p, st == 0 ? APP_READY : st == 1 ? APP_PROGRESSING : APP_STALLED, reason, msg, false,
+		rc = app_commit(&p.w, st == 0 ? APP_READY : st == 1 ? APP_PROGRESSING : APP_STALLED, reason, msg, false,
 			    "Observe");
 		if (act.kind == TASKRUN_FOLLOW)
 			p.requeue_ns = POLL_RUN_NS;
