@@ -3,12 +3,12 @@
  * truncated JSON, wrong types where objects and strings belong, nesting
  * deeper than cJSON allows, NUL bytes and invalid UTF-8. Every case must end
  * in an error code (or a documented lenient reading), never a crash, never
- * a leak (the sanitizer build runs these). The wire cases reuse the canned
- * HTTP server of the reconciler tests. Fuzzing finds the inputs; this file
- * keeps the ones worth keeping (tests/fuzz). */
+ * a leak (the sanitizer build runs these). The wire cases use the canned
+ * HTTP server the unit tests share (canned_http.h). Fuzzing finds the
+ * inputs; this file keeps the ones worth keeping (tests/fuzz). */
 #include "test.h"
 
-#include "reconcilers/canned_http.h"
+#include "canned_http.h"
 
 #include "buf.h"
 #include "conditions.h"

@@ -2,26 +2,19 @@
  * the last error, and what each verb puts on the wire, against a canned
  * server on a local socket (as curl's tests pair a reply with the request
  * the client must send). */
-#define _GNU_SOURCE /* strcasestr */
 #include "test.h"
 
-#include "buf.h"
+#include "canned_http.h"
+
 #include "error.h"
 #include "kube.h"
 #include "kubeconfig.h"
 #include "xalloc.h"
 
-#include <arpa/inet.h>
-#include <curl/curl.h>
 #include <dirent.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -94,142 +87,24 @@ TEST(kube_path_builds_core_and_group_paths)
 	}
 }
 
-/* --- a canned API server ------------------------------------------------- */
-
-struct canned {
-	int status;
-	const char *body;
-	const char *headers; /* extra header lines, each ending in \r\n */
-};
-
-#define MAX_REQUESTS 16
-
-struct fake {
-	int fd, port;
-	pthread_t thread;
-	const struct canned *replies;
-	size_t n_replies;
-	pthread_mutex_t mu;
-	char *requests[MAX_REQUESTS]; /* the whole request: line, headers, body */
-	size_t n_requests;
-	atomic_int stop;
-};
-
-static char *read_request(int c)
-{
-	struct ctl_buf b;
-	char chunk[4096];
-	const char *end;
-	size_t want = 0;
-	ctl_buf_init(&b, 1 << 20);
-	for (;;) {
-		if (!want && (end = strstr(ctl_buf_str(&b), "\r\n\r\n"))) {
-			const char *cl = strcasestr(ctl_buf_str(&b), "\r\nContent-Length:");
-			want = (size_t)(end + 4 - b.ptr) + (cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0);
-		}
-		if (want && b.len >= want)
-			break;
-		ssize_t n = recv(c, chunk, sizeof(chunk), 0);
-		if (n <= 0 || ctl_buf_append(&b, chunk, (size_t)n) != 0)
-			break;
-	}
-	return ctl_buf_detach(&b);
-}
-
-static void send_all(int c, const char *s)
-{
-	size_t len = strlen(s);
-	while (len) {
-		ssize_t n = send(c, s, len, MSG_NOSIGNAL);
-		if (n <= 0)
-			return;
-		s += n;
-		len -= (size_t)n;
-	}
-}
-
-static void *fake_run(void *arg)
-{
-	struct fake *f = arg;
-	while (!atomic_load(&f->stop)) {
-		struct pollfd p = {.fd = f->fd, .events = POLLIN};
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		int c = accept(f->fd, NULL, NULL);
-		if (c < 0)
-			continue;
-		char *req = read_request(c);
-		pthread_mutex_lock(&f->mu);
-		size_t i = f->n_requests++;
-		if (i < MAX_REQUESTS)
-			f->requests[i] = req;
-		else
-			free(req);
-		pthread_mutex_unlock(&f->mu);
-		const struct canned *r = &f->replies[i < f->n_replies ? i : f->n_replies - 1];
-		char *head = xasprintf("HTTP/1.1 %d Canned\r\nContent-Type: application/json\r\n%s"
-				       "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-				       r->status, r->headers ? r->headers : "", strlen(r->body));
-		send_all(c, head);
-		send_all(c, r->body);
-		free(head);
-		close(c);
-	}
-	return NULL;
-}
-
-static void fake_start(struct fake *f, const struct canned *replies, size_t n)
-{
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(addr);
-	memset(f, 0, sizeof(*f));
-	f->replies = replies;
-	f->n_replies = n;
-	pthread_mutex_init(&f->mu, NULL);
-	f->fd = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK_INT(bind(f->fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-	CHECK_INT(listen(f->fd, 16), 0);
-	getsockname(f->fd, (struct sockaddr *)&addr, &len);
-	f->port = ntohs(addr.sin_port);
-	pthread_create(&f->thread, NULL, fake_run, f);
-}
-
-static void fake_stop(struct fake *f)
-{
-	atomic_store(&f->stop, 1);
-	pthread_join(f->thread, NULL);
-	close(f->fd);
-	for (size_t i = 0; i < f->n_requests && i < MAX_REQUESTS; i++)
-		free(f->requests[i]);
-	pthread_mutex_destroy(&f->mu);
-}
+/* --- a client for the canned server (canned_http.h) ---------------------- */
 
 /* Request i as the server saw it ("" when there was none). Only read it
  * after the call that sent it returned. */
-static const char *fake_request(struct fake *f, size_t i)
+static const char *request(struct canned_server *s, size_t i)
 {
-	return i < f->n_requests && i < MAX_REQUESTS ? f->requests[i] : "";
+	const char *r = canned_request(s, 0, i);
+	return r ? r : "";
 }
 
-static void curl_once(void)
-{
-	static int done;
-	if (!done) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		atexit(curl_global_cleanup);
-		done = 1;
-	}
-}
-
-static struct ctl_kube_client *client_for(int port, const char *user, const char *base_dir)
+static struct ctl_kube_client *client_for(const char *server, const char *user, const char *base_dir)
 {
 	struct ctl_kubeconfig *cfg;
 	struct ctl_kube_client *c;
 	char *yaml = xasprintf("current-context: t\n"
 			       "contexts: [{name: t, context: {cluster: t, user: t, namespace: team}}]\n"
-			       "clusters: [{name: t, cluster: {server: 'http://127.0.0.1:%d'}}]\n"
-			       "users: [{name: t, user: %s}]\n", port, user);
-	curl_once();
+			       "clusters: [{name: t, cluster: {server: '%s'}}]\n"
+			       "users: [{name: t, user: %s}]\n", server, user);
 	CHECK_INT(ctl_kubeconfig_parse(&cfg, yaml, strlen(yaml), NULL, base_dir), 0);
 	CHECK_INT(ctl_kube_client_new(&c, cfg), 0);
 	free(yaml);
@@ -262,15 +137,14 @@ static const struct ctl_gvr pools = {"acr.example.com", "v1alpha1", "agentpools"
 
 TEST(kube_get_not_found_fills_the_last_error)
 {
-	static const struct canned replies[] = {
-		{404, "{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":\"pods \\\"x\\\" not found\","
-		      "\"reason\":\"NotFound\",\"code\":404}", "Audit-Id: 1234-abcd\r\n"},
-	};
-	struct fake f;
+	struct canned_server s;
 	struct metric m = {0};
 	cJSON *o = (cJSON *)1;
-	fake_start(&f, replies, 1);
-	struct ctl_kube_client *c = client_for(f.port, "{token: secret-token}", NULL);
+	canned_start(&s);
+	canned_reply(&s, 0, 404, "Audit-Id: 1234-abcd\r\n",
+		     "{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":\"pods \\\"x\\\" not found\","
+		     "\"reason\":\"NotFound\",\"code\":404}");
+	struct ctl_kube_client *c = client_for(s.base, "{token: secret-token}", NULL);
 	ctl_kube_client_set_metrics(c, record_metric, &m);
 	CHECK_STR(ctl_kube_client_namespace(c), "team");
 	CHECK_INT(ctl_kube_get(&o, c, &pods, "team", "x", NULL), CTL_ENOTFOUND);
@@ -280,50 +154,49 @@ TEST(kube_get_not_found_fills_the_last_error)
 	CHECK_STR(e->message, "pods \"x\" not found");
 	CHECK_INT(e->http_status, 404);
 	CHECK_STR(e->request_id, "1234-abcd");
-	CHECK(strncmp(fake_request(&f, 0), "GET /api/v1/namespaces/team/pods/x HTTP/1.1\r\n", 45) == 0);
-	CHECK(strstr(fake_request(&f, 0), "Authorization: Bearer secret-token\r\n") != NULL);
-	CHECK(strstr(fake_request(&f, 0), "Accept: application/json\r\n") != NULL);
+	CHECK(strncmp(request(&s, 0), "GET /api/v1/namespaces/team/pods/x HTTP/1.1\r\n", 45) == 0);
+	CHECK(strstr(request(&s, 0), "Authorization: Bearer secret-token\r\n") != NULL);
+	CHECK(strstr(request(&s, 0), "Accept: application/json\r\n") != NULL);
 	CHECK_INT(m.calls, 1);
 	CHECK_STR(m.verb, "GET");
 	CHECK_STR(m.resource, "pods");
 	char host[32];
-	snprintf(host, sizeof(host), "127.0.0.1:%d", f.port);
+	snprintf(host, sizeof(host), "127.0.0.1:%d", s.port);
 	CHECK_STR(m.host, host);
 	CHECK_INT(m.status, 404);
 	CHECK(m.seconds >= 0 && m.seconds < 10);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 TEST(kube_429_reports_retry_after)
 {
-	static const struct canned replies[] = {
-		{429, "{\"kind\":\"Status\",\"reason\":\"TooManyRequests\",\"message\":\"slow down\"}", "Retry-After: 3\r\n"},
-	};
-	struct fake f;
+	struct canned_server s;
 	cJSON *o;
-	fake_start(&f, replies, 1);
-	struct ctl_kube_client *c = client_for(f.port, "{}", NULL);
+	canned_start(&s);
+	canned_reply(&s, 0, 429, "Retry-After: 3\r\n",
+		     "{\"kind\":\"Status\",\"reason\":\"TooManyRequests\",\"message\":\"slow down\"}");
+	struct ctl_kube_client *c = client_for(s.base, "{}", NULL);
 	CHECK_INT(ctl_kube_get(&o, c, &pods, "team", "x", NULL), CTL_EUNAVAIL);
 	CHECK_INT(ctl_error_last()->retry_after_ms, 3000);
 	CHECK_STR(ctl_error_last()->reason, "TooManyRequests");
-	CHECK(strstr(fake_request(&f, 0), "Authorization:") == NULL);
+	CHECK(strstr(request(&s, 0), "Authorization:") == NULL);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 TEST(kube_list_all_follows_continue)
 {
-	static const struct canned replies[] = {
-		{200, "{\"kind\":\"AgentPoolList\",\"metadata\":{\"resourceVersion\":\"50\",\"continue\":\"tok+1\","
-		      "\"remainingItemCount\":1},\"items\":[{\"metadata\":{\"name\":\"a\"}},{\"metadata\":{\"name\":\"b\"}}]}", NULL},
-		{200, "{\"kind\":\"AgentPoolList\",\"metadata\":{\"resourceVersion\":\"50\"},"
-		      "\"items\":[{\"metadata\":{\"name\":\"c\"}}]}", NULL},
-	};
-	struct fake f;
+	struct canned_server s;
 	cJSON *list = NULL;
-	fake_start(&f, replies, 2);
-	struct ctl_kube_client *c = client_for(f.port, "{}", NULL);
+	canned_start(&s);
+	canned_reply(&s, 0, 200, NULL,
+		     "{\"kind\":\"AgentPoolList\",\"metadata\":{\"resourceVersion\":\"50\",\"continue\":\"tok+1\","
+		     "\"remainingItemCount\":1},\"items\":[{\"metadata\":{\"name\":\"a\"}},{\"metadata\":{\"name\":\"b\"}}]}");
+	canned_reply(&s, 0, 200, NULL,
+		     "{\"kind\":\"AgentPoolList\",\"metadata\":{\"resourceVersion\":\"50\"},"
+		     "\"items\":[{\"metadata\":{\"name\":\"c\"}}]}");
+	struct ctl_kube_client *c = client_for(s.base, "{}", NULL);
 	struct ctl_kube_list_opts o = {.label_selector = "app=x,tier in (a,b)", .limit = 2};
 	CHECK_INT(ctl_kube_list_all(&list, c, &pools, NULL, &o), 0);
 	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(list, "items")), 3);
@@ -332,25 +205,26 @@ TEST(kube_list_all_follows_continue)
 	CHECK(cJSON_GetObjectItem(meta, "continue") == NULL);
 	CHECK(cJSON_GetObjectItem(meta, "remainingItemCount") == NULL);
 	CHECK_STR(cJSON_GetArrayItem(cJSON_GetObjectItem(list, "items"), 2)->child->child->valuestring, "c");
-	CHECK(strncmp(fake_request(&f, 0),
+	CHECK(strncmp(request(&s, 0),
 		      "GET /apis/acr.example.com/v1alpha1/agentpools?labelSelector=app%3Dx%2Ctier%20in%20%28a%2Cb%29&limit=2 ",
 		      100) == 0);
-	CHECK(strstr(fake_request(&f, 1), "&limit=2&continue=tok%2B1 HTTP/1.1") != NULL);
+	CHECK(strstr(request(&s, 1), "&limit=2&continue=tok%2B1 HTTP/1.1") != NULL);
 	cJSON_Delete(list);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 TEST(kube_writes_send_method_content_type_and_body)
 {
-	static const struct canned replies[] = {{200, "{\"kind\":\"AgentPool\",\"metadata\":{\"name\":\"p1\"}}", NULL}};
-	struct fake f;
+	struct canned_server s;
 	cJSON *out = NULL;
 	cJSON *body = cJSON_Parse("{\"metadata\":{\"name\":\"p1\",\"resourceVersion\":\"7\"},\"spec\":{\"count\":2}}");
 	cJSON *patch = cJSON_Parse("{\"status\":{\"phase\":\"Ready\"}}");
 	cJSON *jpatch = cJSON_Parse("[{\"op\":\"remove\",\"path\":\"/metadata/finalizers/0\"}]");
-	fake_start(&f, replies, 1);
-	struct ctl_kube_client *c = client_for(f.port, "{}", NULL);
+	canned_start(&s);
+	for (int i = 0; i < 7; i++) /* one for each call that reaches the server */
+		canned_reply(&s, 0, 200, NULL, "{\"kind\":\"AgentPool\",\"metadata\":{\"name\":\"p1\"}}");
+	struct ctl_kube_client *c = client_for(s.base, "{}", NULL);
 
 	CHECK_INT(ctl_kube_create(&out, c, &pools, "ns", body), 0);
 	CHECK_STR(cJSON_GetObjectItem(out, "kind")->valuestring, "AgentPool");
@@ -384,9 +258,9 @@ TEST(kube_writes_send_method_content_type_and_body)
 		 "\"preconditions\":{\"resourceVersion\":\"7\"},\"propagationPolicy\":\"Foreground\""},
 		{"DELETE /apis/acr.example.com/v1alpha1/namespaces/ns/agentpools/p1 HTTP", NULL, NULL},
 	};
-	CHECK_INT(f.n_requests, 7); /* the apply without a field manager never left */
+	CHECK_INT(s.nrequests, 7); /* the apply without a field manager never left */
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-		const char *r = fake_request(&f, i);
+		const char *r = request(&s, i);
 		char *ct = want[i].type ? xasprintf("Content-Type: %s\r\n", want[i].type) : NULL;
 		CHECK(strncmp(r, want[i].line, strlen(want[i].line)) == 0);
 		CHECK(ct ? strstr(r, ct) != NULL : strstr(r, "Content-Type:") == NULL);
@@ -398,20 +272,21 @@ TEST(kube_writes_send_method_content_type_and_body)
 	cJSON_Delete(patch);
 	cJSON_Delete(jpatch);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 TEST(kube_body_over_the_cap_is_too_big)
 {
 	static char big[4096];
-	static struct canned replies[] = {{200, big, NULL}};
-	struct fake f;
+	struct canned_server s;
 	cJSON *o;
 	memset(big, ' ', sizeof(big) - 1);
 	big[0] = '{';
 	big[sizeof(big) - 2] = '}';
-	fake_start(&f, replies, 1);
-	struct ctl_kube_client *c = client_for(f.port, "{}", NULL);
+	canned_start(&s);
+	canned_reply(&s, 0, 200, NULL, big);
+	canned_reply(&s, 0, 200, NULL, big);
+	struct ctl_kube_client *c = client_for(s.base, "{}", NULL);
 	ctl_kube_client_set_limits(c, 1000, 5000);
 	CHECK_INT(ctl_kube_get(&o, c, &pods, "ns", "p", NULL), CTL_ETOOBIG);
 	CHECK(o == NULL);
@@ -419,33 +294,29 @@ TEST(kube_body_over_the_cap_is_too_big)
 	CHECK_INT(ctl_kube_get(&o, c, &pods, "ns", "p", NULL), 0);
 	cJSON_Delete(o);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 TEST(kube_success_that_is_not_json_is_invalid)
 {
-	static const struct canned replies[] = {{200, "<html>login</html>", NULL}};
-	struct fake f;
+	struct canned_server s;
 	cJSON *o;
-	fake_start(&f, replies, 1);
-	struct ctl_kube_client *c = client_for(f.port, "{}", NULL);
+	canned_start(&s);
+	canned_reply(&s, 0, 200, NULL, "<html>login</html>");
+	struct ctl_kube_client *c = client_for(s.base, "{}", NULL);
 	CHECK_INT(ctl_kube_get(&o, c, &pods, "ns", "p", NULL), CTL_EINVALID);
 	CHECK(o == NULL);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 TEST(kube_connection_refused_is_unavailable)
 {
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(addr);
 	struct metric m = {0};
 	cJSON *o;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bind(fd, (struct sockaddr *)&addr, sizeof(addr));
-	getsockname(fd, (struct sockaddr *)&addr, &len);
-	close(fd); /* nobody listens there now */
-	struct ctl_kube_client *c = client_for(ntohs(addr.sin_port), "{}", NULL);
+	char *dead = xasprintf("http://127.0.0.1:%d", canned_dead_port()); /* nobody listens there */
+	struct ctl_kube_client *c = client_for(dead, "{}", NULL);
+	free(dead);
 	ctl_kube_client_set_metrics(c, record_metric, &m);
 	CHECK_INT(ctl_kube_get(&o, c, &pods, "ns", "p", NULL), CTL_EUNAVAIL);
 	CHECK_STR(ctl_error_last()->reason, "NetworkError");
@@ -465,11 +336,12 @@ static void *get_on_another_thread(void *arg)
 
 TEST(kube_client_serves_several_threads)
 {
-	static const struct canned replies[] = {{200, "{\"kind\":\"Pod\"}", NULL}};
-	struct fake f;
+	struct canned_server s;
 	pthread_t t[4];
-	fake_start(&f, replies, 1);
-	struct ctl_kube_client *c = client_for(f.port, "{}", NULL);
+	canned_start(&s);
+	for (int i = 0; i < 5; i++) /* this thread's GET and the four others' */
+		canned_reply(&s, 0, 200, NULL, "{\"kind\":\"Pod\"}");
+	struct ctl_kube_client *c = client_for(s.base, "{}", NULL);
 	/* This thread keeps its handle until the client is freed; the
 	 * others release theirs as they exit. */
 	CHECK_INT((long)get_on_another_thread(c), 0);
@@ -481,7 +353,7 @@ TEST(kube_client_serves_several_threads)
 		CHECK_INT((long)rc, 0);
 	}
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 static char *tmpdir_with_plugin(void)
@@ -522,28 +394,29 @@ static void rmdir_all(char *dir)
 
 TEST(kube_401_runs_the_exec_plugin_again_and_retries_once)
 {
-	static const struct canned replies[] = {
-		{401, "{\"kind\":\"Status\",\"reason\":\"Unauthorized\",\"message\":\"Unauthorized\",\"code\":401}", NULL},
-		{200, "{\"kind\":\"Pod\"}", NULL},
-		{401, "{\"kind\":\"Status\",\"reason\":\"Unauthorized\",\"message\":\"Unauthorized\",\"code\":401}", NULL},
-	};
-	struct fake f;
+	static const char unauthorized[] =
+		"{\"kind\":\"Status\",\"reason\":\"Unauthorized\",\"message\":\"Unauthorized\",\"code\":401}";
+	struct canned_server s;
 	cJSON *o = NULL;
 	char *dir = tmpdir_with_plugin();
-	fake_start(&f, replies, 3);
-	struct ctl_kube_client *c = client_for(f.port,
+	canned_start(&s);
+	canned_reply(&s, 0, 401, NULL, unauthorized);
+	canned_reply(&s, 0, 200, NULL, "{\"kind\":\"Pod\"}");
+	canned_reply(&s, 0, 401, NULL, unauthorized);
+	canned_reply(&s, 0, 401, NULL, unauthorized);
+	struct ctl_kube_client *c = client_for(s.base,
 		"{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: ./plugin.sh}}", dir);
 	CHECK_INT(ctl_kube_get(&o, c, &pods, "ns", "p", NULL), 0);
 	cJSON_Delete(o);
-	CHECK(strstr(fake_request(&f, 0), "Authorization: Bearer tok-1\r\n") != NULL);
-	CHECK(strstr(fake_request(&f, 1), "Authorization: Bearer tok-2\r\n") != NULL);
+	CHECK(strstr(request(&s, 0), "Authorization: Bearer tok-1\r\n") != NULL);
+	CHECK(strstr(request(&s, 1), "Authorization: Bearer tok-2\r\n") != NULL);
 	/* Refused twice in a row: one retry only, then the error. */
 	CHECK_INT(ctl_kube_get(&o, c, &pods, "ns", "p", NULL), CTL_EAUTH);
-	CHECK_INT(f.n_requests, 4);
-	CHECK(strstr(fake_request(&f, 2), "Authorization: Bearer tok-2\r\n") != NULL);
-	CHECK(strstr(fake_request(&f, 3), "Authorization: Bearer tok-3\r\n") != NULL);
+	CHECK_INT(s.nrequests, 4);
+	CHECK(strstr(request(&s, 2), "Authorization: Bearer tok-2\r\n") != NULL);
+	CHECK(strstr(request(&s, 3), "Authorization: Bearer tok-3\r\n") != NULL);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 	rmdir_all(dir);
 }
 

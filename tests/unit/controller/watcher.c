@@ -4,6 +4,8 @@
  * a BOOKMARK, a 410, the relist. */
 #include "test.h"
 
+#include "canned_http.h"
+
 #include "error.h"
 #include "informer.h"
 #include "kube.h"
@@ -11,17 +13,10 @@
 #include "watch.h"
 #include "xalloc.h"
 
-#include <arpa/inet.h>
-#include <curl/curl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 /* --- the state machine with canned results ------------------------------ */
 
@@ -299,192 +294,23 @@ TEST(watcher_list_failure_starts_over_after_backoff)
 	ctl_watcher_dispose(&w);
 }
 
-/* --- a canned API server ------------------------------------------------- */
+/* --- a client for the canned server (canned_http.h) ---------------------- */
 
-struct canned {
-	int status;
-	const char *chunks[8]; /* written with a pause between each */
-	int hold;              /* then keep the stream open until the client leaves */
-	const char *match;     /* serve only a request line containing this; NULL: any */
-};
-
-#define MAX_REQUESTS 32
-
-struct fake {
-	int fd, port;
-	pthread_t thread;
-	const struct canned *replies;
-	size_t n_replies;
-	pthread_mutex_t mu;
-	char *requests[MAX_REQUESTS]; /* request line and headers */
-	int used[MAX_REQUESTS];       /* replies already served */
-	size_t n_requests;
-	atomic_int stop;
-};
-
-static void sleep_ms(long ms)
+/* Does request i's first line contain what? */
+static int request_has(struct canned_server *s, size_t i, const char *what)
 {
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	nanosleep(&ts, NULL);
+	const char *r = canned_request(s, 0, i);
+	return r && canned_line_has(r, what);
 }
 
-static char *read_request(int c)
-{
-	struct ctl_buf b = CTL_BUF_INIT;
-	char chunk[4096];
-	ctl_buf_init(&b, 1 << 20);
-	while (!strstr(ctl_buf_str(&b), "\r\n\r\n")) {
-		ssize_t n = recv(c, chunk, sizeof(chunk), 0);
-		if (n <= 0 || ctl_buf_append(&b, chunk, (size_t)n) != 0)
-			break;
-	}
-	return ctl_buf_detach(&b);
-}
-
-static void send_all(int c, const char *s)
-{
-	size_t len = strlen(s);
-	while (len) {
-		ssize_t n = send(c, s, len, MSG_NOSIGNAL);
-		if (n <= 0)
-			return;
-		s += n;
-		len -= (size_t)n;
-	}
-}
-
-static void *fake_run(void *arg)
-{
-	struct fake *f = arg;
-	static const struct canned unavailable = {503, {"{\"kind\":\"Status\",\"code\":503,\"reason\":\"ServiceUnavailable\"}"}, 0, NULL};
-	int held[MAX_REQUESTS];
-	size_t n_held = 0;
-	/* One connection at a time, but held streams stay open on the side
-	 * so a second namespace's list is not stuck behind the first watch. */
-	while (!atomic_load(&f->stop)) {
-		struct pollfd p[MAX_REQUESTS + 1] = {{.fd = f->fd, .events = POLLIN}};
-		for (size_t k = 0; k < n_held; k++)
-			p[k + 1] = (struct pollfd){.fd = held[k], .events = POLLIN};
-		if (poll(p, n_held + 1, 50) <= 0)
-			continue;
-		for (size_t k = n_held; k > 0; k--) {
-			char junk[256];
-			if (p[k].revents && recv(held[k - 1], junk, sizeof(junk), 0) <= 0) {
-				close(held[k - 1]); /* the client went away */
-				held[k - 1] = held[--n_held];
-			}
-		}
-		if (!p[0].revents)
-			continue;
-		int c = accept(f->fd, NULL, NULL);
-		if (c < 0)
-			continue;
-		char *req = read_request(c);
-		pthread_mutex_lock(&f->mu);
-		size_t i = f->n_requests++;
-		if (i < MAX_REQUESTS)
-			f->requests[i] = req;
-		pthread_mutex_unlock(&f->mu);
-		/* The first unused reply that matches the request line. */
-		const struct canned *r = &unavailable;
-		const char *eol = strstr(req, "\r\n");
-		for (size_t k = 0; k < f->n_replies && k < MAX_REQUESTS; k++) {
-			const char *m = f->replies[k].match;
-			const char *hit = m ? strstr(req, m) : req;
-			if (!f->used[k] && hit && (!eol || hit < eol)) {
-				f->used[k] = 1;
-				r = &f->replies[k];
-				break;
-			}
-		}
-		char head[160];
-		snprintf(head, sizeof(head),
-			 "HTTP/1.1 %d Canned\r\nContent-Type: application/json\r\nAudit-Id: audit-%zu\r\n"
-			 "Connection: close\r\n\r\n", r->status, i);
-		send_all(c, head);
-		for (size_t k = 0; k < 8 && r->chunks[k]; k++) {
-			if (k)
-				sleep_ms(30); /* separate writes, so curl sees separate chunks */
-			send_all(c, r->chunks[k]);
-		}
-		if (r->hold && n_held < MAX_REQUESTS)
-			held[n_held++] = c; /* open until the client leaves or we stop */
-		else
-			close(c);
-		if (i >= MAX_REQUESTS)
-			free(req);
-	}
-	for (size_t k = 0; k < n_held; k++)
-		close(held[k]);
-	return NULL;
-}
-
-static void fake_start(struct fake *f, const struct canned *replies, size_t n)
-{
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(addr);
-	memset(f, 0, sizeof(*f));
-	f->replies = replies;
-	f->n_replies = n;
-	pthread_mutex_init(&f->mu, NULL);
-	f->fd = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK(f->fd >= 0);
-	CHECK_INT(bind(f->fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-	CHECK_INT(listen(f->fd, 16), 0);
-	getsockname(f->fd, (struct sockaddr *)&addr, &len);
-	f->port = ntohs(addr.sin_port);
-	pthread_create(&f->thread, NULL, fake_run, f);
-}
-
-static void fake_stop(struct fake *f)
-{
-	atomic_store(&f->stop, 1);
-	pthread_join(f->thread, NULL);
-	close(f->fd);
-	for (size_t i = 0; i < f->n_requests && i < MAX_REQUESTS; i++)
-		free(f->requests[i]);
-	pthread_mutex_destroy(&f->mu);
-}
-
-static size_t fake_count(struct fake *f)
-{
-	pthread_mutex_lock(&f->mu);
-	size_t n = f->n_requests;
-	pthread_mutex_unlock(&f->mu);
-	return n;
-}
-
-/* Does request i's first line contain s? */
-static int fake_request_has(struct fake *f, size_t i, const char *s)
-{
-	pthread_mutex_lock(&f->mu);
-	const char *r = i < f->n_requests && i < MAX_REQUESTS ? f->requests[i] : "";
-	const char *eol = strstr(r, "\r\n");
-	const char *hit = strstr(r, s);
-	int found = hit && (!eol || hit < eol);
-	pthread_mutex_unlock(&f->mu);
-	return found;
-}
-
-static void curl_once(void)
-{
-	static int done;
-	if (!done) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		atexit(curl_global_cleanup);
-		done = 1;
-	}
-}
-
-static struct ctl_kube_client *fake_client(const struct fake *f)
+static struct ctl_kube_client *client_for(const struct canned_server *s)
 {
 	struct ctl_kubeconfig *cfg;
 	struct ctl_kube_client *c;
 	char *yaml = xasprintf("current-context: t\n"
 			       "contexts: [{name: t, context: {cluster: t, user: t}}]\n"
-			       "clusters: [{name: t, cluster: {server: 'http://127.0.0.1:%d'}}]\n"
-			       "users: [{name: t, user: {token: secret}}]\n", f->port);
-	curl_once();
+			       "clusters: [{name: t, cluster: {server: '%s'}}]\n"
+			       "users: [{name: t, user: {token: secret}}]\n", s->base);
 	CHECK_INT(ctl_kubeconfig_parse(&cfg, yaml, strlen(yaml), NULL, NULL), 0);
 	CHECK_INT(ctl_kube_client_new(&c, cfg), 0);
 	free(yaml);
@@ -495,6 +321,7 @@ static struct ctl_kube_client *fake_client(const struct fake *f)
 
 struct seen {
 	pthread_mutex_t mu;
+	pthread_cond_t added;
 	int adds, updates, deletes;
 	char last_delete[64];
 };
@@ -504,7 +331,23 @@ static void seen_add(const char *key, const struct ctl_obj *obj, void *arg)
 	struct seen *s = arg;
 	pthread_mutex_lock(&s->mu);
 	s->adds++;
+	pthread_cond_broadcast(&s->added);
 	pthread_mutex_unlock(&s->mu);
+}
+
+/* Wait until the handlers have seen n adds, at most 5 s. Returns 1 when
+ * they have. */
+static int seen_wait_adds(struct seen *s, int n)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&s->mu);
+	while (s->adds < n && pthread_cond_timedwait(&s->added, &s->mu, &until) == 0)
+		;
+	int reached = s->adds >= n;
+	pthread_mutex_unlock(&s->mu);
+	return reached;
 }
 
 static void seen_update(const char *key, const struct ctl_obj *old, const struct ctl_obj *obj, void *arg)
@@ -529,26 +372,27 @@ static void seen_delete(const char *key, const struct ctl_obj *old, void *arg)
 
 TEST(informer_relists_after_gone_and_reports_what_was_deleted_meanwhile)
 {
-	static const struct canned script[] = {
-		/* 0: the list */
-		{200, {"{\"kind\":\"ThingList\",\"apiVersion\":\"example.com/v1\",\"metadata\":{\"resourceVersion\":\"10\"},"
-		       "\"items\":[" THING("a", "5") "," THING("b", "6") "]}"}, 0, NULL},
-		/* 1: a watch, split mid-line, a bookmark, then a normal end */
-		{200, {EVENT("ADDED", THING("c", "11")) "{\"type\":\"MODI",
-		       "FIED\",\"object\":" THING("a", "12") "}\n" EVENT("BOOKMARK", "{\"metadata\":{\"resourceVersion\":\"15\"}}")}, 0, NULL},
-		/* 2: the resume from the bookmark: too old */
-		{200, {ERROR_410 "\n"}, 0, NULL},
-		/* 3: the relist: b was deleted while we were away */
-		{200, {"{\"kind\":\"ThingList\",\"apiVersion\":\"example.com/v1\",\"metadata\":{\"resourceVersion\":\"20\"},"
-		       "\"items\":[" THING("a", "12") "," THING("c", "11") "]}"}, 0, NULL},
-		/* 4: a quiet stream, open until we stop */
-		{200, {""}, 1, NULL},
-	};
-	struct fake f;
-	struct seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct canned_server s;
+	struct seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER, .added = PTHREAD_COND_INITIALIZER};
 	struct ctl_informer *inf;
-	fake_start(&f, script, sizeof(script) / sizeof(script[0]));
-	struct ctl_kube_client *c = fake_client(&f);
+	canned_start(&s);
+	/* 0: the list */
+	canned_reply(&s, 0, 200, NULL,
+		     "{\"kind\":\"ThingList\",\"apiVersion\":\"example.com/v1\",\"metadata\":{\"resourceVersion\":\"10\"},"
+		     "\"items\":[" THING("a", "5") "," THING("b", "6") "]}");
+	/* 1: a watch, split mid-line, a bookmark, then a normal end */
+	canned_stream(&s, NULL, 200, CANNED_CLOSE, EVENT("ADDED", THING("c", "11")) "{\"type\":\"MODI",
+		      "FIED\",\"object\":" THING("a", "12") "}\n" EVENT("BOOKMARK", "{\"metadata\":{\"resourceVersion\":\"15\"}}"),
+		      NULL);
+	/* 2: the resume from the bookmark: too old */
+	canned_stream(&s, NULL, 200, CANNED_CLOSE, ERROR_410 "\n", NULL);
+	/* 3: the relist: b was deleted while we were away */
+	canned_reply(&s, 0, 200, NULL,
+		     "{\"kind\":\"ThingList\",\"apiVersion\":\"example.com/v1\",\"metadata\":{\"resourceVersion\":\"20\"},"
+		     "\"items\":[" THING("a", "12") "," THING("c", "11") "]}");
+	/* 4: a quiet stream, open until we stop */
+	canned_stream(&s, NULL, 200, CANNED_HOLD, NULL);
+	struct ctl_kube_client *c = client_for(&s);
 	const char *const namespaces[] = {"ns", NULL};
 	struct ctl_informer_opts opts = {
 		.gvr = {"example.com", "v1", "things"},
@@ -560,22 +404,25 @@ TEST(informer_relists_after_gone_and_reports_what_was_deleted_meanwhile)
 	CHECK_INT(ctl_informer_has_synced(inf), 0);
 	CHECK_INT(ctl_informer_start(inf), 0);
 	CHECK_INT(ctl_informer_wait_synced(inf, 5000), 0);
-	for (int i = 0; i < 500 && fake_count(&f) < 5; i++)
-		sleep_ms(10);
-	sleep_ms(100); /* let the relist's callbacks run */
-	CHECK_INT(fake_count(&f), 5);
+	/* c came in the watch's first part, so the cut-off line after it
+	 * waits in the framer: only now does the rest of the line go out. */
+	CHECK(seen_wait_adds(&seen, 3));
+	canned_release(&s);
+	/* The quiet watch goes out after the relist and its callbacks. */
+	CHECK(canned_wait_requests(&s, 5, 5000));
+	CHECK(canned_request(&s, 0, 5) == NULL); /* and nothing after it */
 
-	CHECK(fake_request_has(&f, 0, "GET /apis/example.com/v1/namespaces/ns/things?limit=500 "));
-	CHECK(fake_request_has(&f, 1, "watch=true&resourceVersion=10&allowWatchBookmarks=true&timeoutSeconds=290"));
-	CHECK(fake_request_has(&f, 2, "resourceVersion=15"));
-	CHECK(!fake_request_has(&f, 3, "watch=true"));
-	CHECK(fake_request_has(&f, 4, "resourceVersion=20"));
+	CHECK(request_has(&s, 0, "GET /apis/example.com/v1/namespaces/ns/things?limit=500 "));
+	CHECK(request_has(&s, 1, "watch=true&resourceVersion=10&allowWatchBookmarks=true&timeoutSeconds=290"));
+	CHECK(request_has(&s, 2, "resourceVersion=15"));
+	CHECK(!request_has(&s, 3, "watch=true"));
+	CHECK(request_has(&s, 4, "resourceVersion=20"));
 
 	struct ctl_obj *o;
-	struct ctl_store *s = ctl_informer_store(inf);
-	CHECK_INT(ctl_store_len(s), 2);
-	CHECK_INT(ctl_store_get(&o, s, "ns/b"), CTL_ENOTFOUND);
-	CHECK_INT(ctl_store_get(&o, s, "ns/a"), 0);
+	struct ctl_store *store = ctl_informer_store(inf);
+	CHECK_INT(ctl_store_len(store), 2);
+	CHECK_INT(ctl_store_get(&o, store, "ns/b"), CTL_ENOTFOUND);
+	CHECK_INT(ctl_store_get(&o, store, "ns/a"), 0);
 	CHECK_STR(o->resource_version, "12");
 	CHECK(cJSON_GetObjectItem(o->json, "kind") && strcmp(cJSON_GetObjectItem(o->json, "kind")->valuestring, "Thing") == 0);
 	ctl_obj_unref(o);
@@ -603,21 +450,20 @@ TEST(informer_relists_after_gone_and_reports_what_was_deleted_meanwhile)
 	CHECK(t1.tv_sec - t0.tv_sec < 3);
 	ctl_informer_free(inf);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 TEST(informer_with_two_namespaces_syncs_both)
 {
-	static const struct canned script[] = {
-		{200, {"{\"kind\":\"ThingList\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}"}, 0, "?limit="},
-		{200, {"{\"kind\":\"ThingList\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}"}, 0, "?limit="},
-		{200, {""}, 1, "watch=true"},
-		{200, {""}, 1, "watch=true"},
-	};
-	struct fake f;
+	static const char empty[] = "{\"kind\":\"ThingList\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}";
+	struct canned_server s;
 	struct ctl_informer *inf;
-	fake_start(&f, script, 4);
-	struct ctl_kube_client *c = fake_client(&f);
+	canned_start(&s);
+	canned_reply_to(&s, "?limit=", 200, NULL, empty);
+	canned_reply_to(&s, "?limit=", 200, NULL, empty);
+	canned_stream(&s, "watch=true", 200, CANNED_HOLD, NULL);
+	canned_stream(&s, "watch=true", 200, CANNED_HOLD, NULL);
+	struct ctl_kube_client *c = client_for(&s);
 	const char *const namespaces[] = {"x", "y", NULL};
 	struct ctl_informer_opts opts = {.gvr = {"", "v1", "things"}, .namespaces = namespaces};
 	CHECK_INT(ctl_informer_new(&inf, c, &opts, NULL), 0);
@@ -626,15 +472,15 @@ TEST(informer_with_two_namespaces_syncs_both)
 	CHECK_INT(ctl_informer_has_synced(inf), 1);
 	/* One thread per namespace, in whatever order they got there. */
 	int lists_x = 0, lists_y = 0;
-	for (size_t i = 0; i < fake_count(&f); i++) {
-		lists_x += fake_request_has(&f, i, "/api/v1/namespaces/x/things?limit=");
-		lists_y += fake_request_has(&f, i, "/api/v1/namespaces/y/things?limit=");
+	for (size_t i = 0; canned_request(&s, 0, i); i++) {
+		lists_x += request_has(&s, i, "/api/v1/namespaces/x/things?limit=");
+		lists_y += request_has(&s, i, "/api/v1/namespaces/y/things?limit=");
 	}
 	CHECK_INT(lists_x, 1);
 	CHECK_INT(lists_y, 1);
 	ctl_informer_free(inf);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 /* --- the streaming GET --------------------------------------------------- */
@@ -651,11 +497,11 @@ static int take(const char *data, size_t len, void *arg)
 
 TEST(kube_watch_declares_a_silent_stream_dead)
 {
-	static const struct canned script[] = {{200, {"{\"type\":\"BOOKMARK\",\"object\":{}}\n"}, 1, NULL}};
-	struct fake f;
+	struct canned_server s;
 	struct got g = {CTL_BUF_INIT};
-	fake_start(&f, script, 1);
-	struct ctl_kube_client *c = fake_client(&f);
+	canned_start(&s);
+	canned_stream(&s, NULL, 200, CANNED_HOLD, "{\"type\":\"BOOKMARK\",\"object\":{}}\n", NULL);
+	struct ctl_kube_client *c = client_for(&s);
 	struct ctl_gvr gvr = {"", "v1", "pods"};
 	struct ctl_kube_watch_opts o = {.resource_version = "1", .idle_timeout_ms = 300};
 	CHECK_INT(ctl_kube_watch(c, &gvr, "ns", &o, take, &g), CTL_EUNAVAIL);
@@ -663,51 +509,52 @@ TEST(kube_watch_declares_a_silent_stream_dead)
 	CHECK(strstr(ctl_buf_str(&g.data), "BOOKMARK") != NULL);
 	ctl_buf_dispose(&g.data);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 struct canceler {
+	struct canned_server *s;
 	atomic_int *flag;
 };
 
-static void *cancel_soon(void *arg)
+/* Cancel once the watch is open: the server has its request. */
+static void *cancel_when_watching(void *arg)
 {
 	struct canceler *k = arg;
-	sleep_ms(200);
+	canned_wait_requests(k->s, 1, 5000);
 	atomic_store(k->flag, 1);
 	return NULL;
 }
 
 TEST(kube_watch_aborts_when_canceled_from_another_thread)
 {
-	static const struct canned script[] = {{200, {""}, 1, NULL}};
-	struct fake f;
+	struct canned_server s;
 	struct got g = {CTL_BUF_INIT};
 	atomic_int flag = 0;
-	struct canceler k = {&flag};
+	struct canceler k = {&s, &flag};
 	pthread_t t;
-	fake_start(&f, script, 1);
-	struct ctl_kube_client *c = fake_client(&f);
+	canned_start(&s);
+	canned_stream(&s, NULL, 200, CANNED_HOLD, NULL);
+	struct ctl_kube_client *c = client_for(&s);
 	struct ctl_gvr gvr = {"", "v1", "pods"};
 	struct ctl_kube_watch_opts o = {.cancel = &flag};
-	pthread_create(&t, NULL, cancel_soon, &k);
+	pthread_create(&t, NULL, cancel_when_watching, &k);
 	CHECK_INT(ctl_kube_watch(c, &gvr, NULL, &o, take, &g), CTL_ERR);
 	CHECK_STR(ctl_error_last()->reason, "Canceled");
 	pthread_join(t, NULL);
 	ctl_buf_dispose(&g.data);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 TEST(kube_watch_http_410_is_gone)
 {
-	static const struct canned script[] = {
-		{410, {"{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"Expired\",\"message\":\"too old\",\"code\":410}"}, 0, NULL},
-	};
-	struct fake f;
+	struct canned_server s;
 	struct got g = {CTL_BUF_INIT};
-	fake_start(&f, script, 1);
-	struct ctl_kube_client *c = fake_client(&f);
+	canned_start(&s);
+	canned_reply(&s, 0, 410, "Audit-Id: audit-0\r\n",
+		     "{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"Expired\",\"message\":\"too old\",\"code\":410}");
+	struct ctl_kube_client *c = client_for(&s);
 	struct ctl_gvr gvr = {"", "v1", "pods"};
 	struct ctl_kube_watch_opts o = {.resource_version = "1"};
 	CHECK_INT(ctl_kube_watch(c, &gvr, NULL, &o, take, &g), CTL_EGONE);
@@ -718,7 +565,7 @@ TEST(kube_watch_http_410_is_gone)
 	CHECK_INT(g.data.len, 0); /* an error body never reaches the framer */
 	ctl_buf_dispose(&g.data);
 	ctl_kube_client_free(c);
-	fake_stop(&f);
+	canned_stop(&s);
 }
 
 TEST_MAIN(T(watcher_lists_then_watches_from_the_list_version), T(watcher_follows_continue_pages),

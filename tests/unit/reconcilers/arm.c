@@ -7,7 +7,7 @@
  */
 #include "test.h"
 
-#include "reconcilers/canned_http.h"
+#include "canned_http.h"
 
 #include "arm.h"
 #include "error.h"

@@ -5,7 +5,7 @@
  */
 #include "test.h"
 
-#include "reconcilers/canned_http.h"
+#include "canned_http.h"
 
 #include "error.h"
 #include "identity.h"
