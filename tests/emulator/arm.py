@@ -22,7 +22,7 @@ import uuid
 from urllib.parse import quote, urlencode
 
 from specvalidator import ValidationError
-from state import TERMINAL_RUN, TIER_VCPU, ISOLATED_TIERS, Pool, Run, iso, system_data
+from state import TIER_VCPU, ISOLATED_TIERS, Pool, Run, iso, system_data
 
 REG_PREFIX = (r"/subscriptions/(?P<subscriptionId>[^/]+)/resourceGroups/(?P<resourceGroupName>[^/]+)"
               r"/providers/Microsoft\.ContainerRegistry/registries/(?P<registryName>[^/]+)")
@@ -96,14 +96,16 @@ class ArmContext:
         return {"Location": self.url(f"{self.reg.id}/agentPoolsOperationResults/{op_id}/status"),
                 "Retry-After": self.retry_after()}
 
-    def page(self, items):
-        """ARM pageable list: {value, nextLink} with an absolute nextLink."""
+    def page(self, items, view):
+        """ARM pageable list: {value, nextLink} with an absolute nextLink.
+        `items` is the whole list; only the page is rendered with `view`, so
+        a page costs its size (plus one cheap list copy), not the list's."""
         size = max(1, int(self.world.settings["pageSize"]))
         try:
             skip = max(0, int(self.req.query.get("$skipToken", "0")))
         except ValueError:
             raise ArmError(400, "InvalidSkipToken", "The $skipToken is invalid.", "$skipToken")
-        out = {"value": items[skip:skip + size]}
+        out = {"value": [view(item) for item in items[skip:skip + size]]}
         if skip + size < len(items):
             q = dict(self.req.query)
             q["$skipToken"] = str(skip + size)
@@ -266,14 +268,14 @@ class Arm:
             return op_id
         op_id = self.world.new_operation(ctx.reg, state, pool.id)
         pool.state = state
-        pool.busy = {"state": state, "until": ctx.now + delay, "op": op_id}
+        self.world.set_busy(pool, state, ctx.now + delay, op_id)
         return op_id
 
     def op_AgentPools_Get(self, ctx):
         return Reply(200, self._pool(ctx).to_arm(ctx.version))
 
     def op_AgentPools_List(self, ctx):
-        return Reply(200, ctx.page([p.to_arm(ctx.version) for p in ctx.reg.pools.values()]))
+        return Reply(200, ctx.page(list(ctx.reg.pools.values()), lambda p: p.to_arm(ctx.version)))
 
     def op_AgentPools_GetQueueStatus(self, ctx):
         pool = self._pool(ctx)
@@ -312,7 +314,7 @@ class Arm:
                                f"Registry '{reg.name}' has SKU '{reg.sku}'.")
             self._check_quota(reg, key, tier, count)
             pool = Pool(reg, name, body["location"], tier, os_, count, subnet, body.get("tags"))
-            reg.pools[key] = pool
+            reg.add_pool(key, pool)
             op_id = self._start(ctx, pool, "Creating")
             headers = ctx.async_headers(op_id) if ctx.v2025 else {}
             return Reply(201, pool.to_arm(ctx.version), headers)
@@ -374,10 +376,7 @@ class Arm:
             self._refuse_if_busy(pool)
         op_id = self._start(ctx, pool, "Deleting")
         if not pool.busy:
-            del ctx.reg.pools[key]
-            for run in ctx.reg.runs.values():
-                if run.pool == key and run.status not in TERMINAL_RUN:
-                    self.world.finish_run(run, ctx.now, "Error", f"The agent pool '{pool.name}' was deleted.")
+            self.world.delete_pool(ctx.reg, key, ctx.now)
             if not ctx.v2025:
                 return Reply(200)
         return Reply(202, None, ctx.location_headers(op_id))
@@ -414,7 +413,7 @@ class Arm:
         return Reply(200, self._task_view(ctx, self._task(ctx), True))
 
     def op_Tasks_List(self, ctx):
-        return Reply(200, ctx.page([self._task_view(ctx, t, False) for t in ctx.reg.tasks.values()]))
+        return Reply(200, ctx.page(list(ctx.reg.tasks.values()), lambda t: self._task_view(ctx, t, False)))
 
     def op_Tasks_Create(self, ctx):
         body = ctx.body("Task", fill=True)
@@ -541,7 +540,7 @@ class Arm:
                                                else " on shared agents"))
         if source:
             run.say(now, f"Source: {source}")
-        reg.runs[run_id] = run
+        reg.add_run(run)
         # A shared-compute run (or a free pool slot) starts now, not one tick later.
         self.world.tick(now)
         return run
@@ -581,7 +580,7 @@ class Arm:
             except ValueError:
                 raise ArmError(400, "InvalidInputValue", f"The value '{top}' of '$top' is not valid.", "$top")
             runs = runs[:n]
-        return Reply(200, ctx.page([r.to_arm() for r in runs]))
+        return Reply(200, ctx.page(runs, Run.to_arm))
 
     def op_Runs_Update(self, ctx):
         body = ctx.body("RunUpdateParameters")
@@ -639,7 +638,8 @@ class Arm:
         return Reply(200, self._task_run_view(ctx, self._task_run(ctx), True))
 
     def op_TaskRuns_List(self, ctx):
-        return Reply(200, ctx.page([self._task_run_view(ctx, t, False) for t in ctx.reg.task_runs.values()]))
+        return Reply(200, ctx.page(list(ctx.reg.task_runs.values()),
+                                   lambda t: self._task_run_view(ctx, t, False)))
 
     def op_TaskRuns_Create(self, ctx):
         body = ctx.body("TaskRun", fill=True)

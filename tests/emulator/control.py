@@ -177,7 +177,7 @@ class Control:
         key = name.lower()
         pool = reg.pools.get(key)
         if m == "DELETE":
-            if reg.pools.pop(key, None) is None:
+            if reg.remove_pool(key) is None:
                 raise bad(f"agent pool {name} does not exist", 404, "NotFound")
             return Reply(200, {"ok": True})
         if m == "PUT":
@@ -201,7 +201,7 @@ class Control:
                 pool.state = body["provisioningState"]
                 pool.busy = None
             pool.modified = time.time()
-            reg.pools[key] = pool
+            reg.add_pool(key, pool)
         return Reply(200, pool.to_arm("2025-03-01-preview"))
 
     def describe_run(self, run):
@@ -225,7 +225,7 @@ class Control:
                 run.started_at = time.time()
                 if run.duration is None:
                     run.duration = float(self.world.settings["runDurationSeconds"])
-            reg.runs[run_id] = run
+            reg.add_run(run)
             return Reply(200, self.describe_run(run))
         if run is None:
             raise bad(f"run {run_id} does not exist", 404, "NotFound")
@@ -278,7 +278,7 @@ class Control:
     def request_log(self, m, req):
         if m == "DELETE":
             with self.emu.log_lock:
-                self.emu.requests = []
+                self.emu.requests.clear()
             return Reply(200, {"ok": True})
         since = int(req.query.get("since", "0") or 0)
         with self.emu.log_lock:

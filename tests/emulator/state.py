@@ -9,6 +9,16 @@ cannot be dispatched twice, a pool cannot be deleted under a dispatch).
 every TICK seconds and every request calls it first, so what a client reads is
 never staler than one tick.
 
+Because of that, a tick and a request must cost what is in flight, not what
+exists: a scale benchmark holds 10,000 pools and piles up finished runs. So
+the world keeps indexes next to the plain dicts (which stay the source of
+truth and keep their order): a heap of pools with an operation in flight, by
+due time; per registry, the runs not yet finished, in creation order and by
+pool; and per registry, the vCPU the pools hold. Pools enter and leave a
+registry only through Registry.add_pool/remove_pool, runs through
+Registry.add_run and World.finish_run, and a pool's count is a property, so
+those indexes cannot drift from the dicts.
+
 Simulation rules (what "moves like the real service" means here):
   - a pool's Creating/Updating/Deleting lasts the registry's (or the global)
     provisioning delay, then becomes Succeeded (or Failed when the registry's
@@ -23,6 +33,7 @@ Times are real wall-clock times; every delay is configurable, 0 = immediate.
 """
 
 import hashlib
+import heapq
 import itertools
 import threading
 import time
@@ -68,10 +79,14 @@ class Registry:
         self.provisioning_delay = None      # None: use the global setting
         self.provisioning_outcome = "Succeeded"
         self.created = time.time()
-        self.pools = {}      # lower(name) -> Pool
+        self.pools = {}      # lower(name) -> Pool; change through add_pool/remove_pool
         self.tasks = {}      # lower(name) -> dict (stored ARM resource, secrets included)
         self.task_runs = {}  # lower(name) -> dict
-        self.runs = {}       # runId -> Run (insertion order = creation order)
+        self.runs = {}       # runId -> Run (insertion order = creation order); add through add_run
+        # Indexes over the two dicts above (see the module docstring):
+        self.active = {}     # runId -> Run not yet in a TERMINAL_RUN status, in self.runs order
+        self.active_on = {}  # lower(pool name), None for shared compute -> {runId: Run}, same runs
+        self.vcpu = {"standard": 0, "isolated": 0}  # summed over self.pools
         self._run_seq = itertools.count(1)
         # Run IDs look like the service's (`ca1`, `cb2`): a per-registry letter pair.
         self._run_prefix = "c" + "abcdefghijklmnopqrstuvwxyz"[zlib.crc32(name.lower().encode()) % 26]
@@ -91,18 +106,73 @@ class Registry:
             if rid not in self.runs:
                 return rid
 
+    @property
+    def key(self):
+        """This registry's key in World.registries."""
+        return (self.sub.lower(), self.rg.lower(), self.name.lower())
+
     def vcpu_in_use(self, exclude=None):
-        """(standard, isolated) vCPU over every pool, as the quota counts it."""
-        std = iso_ = 0
-        for key, pool in self.pools.items():
-            if key == exclude:
-                continue
-            v = TIER_VCPU.get(pool.tier.upper(), 0) * pool.count
-            if pool.tier.upper() in ISOLATED_TIERS:
-                iso_ += v
+        """(standard, isolated) vCPU over every pool but the one keyed
+        `exclude`, as the quota counts it."""
+        std, iso_ = self.vcpu["standard"], self.vcpu["isolated"]
+        pool = self.pools.get(exclude) if exclude is not None else None
+        if pool is not None:
+            kind, v = pool.vcpu()
+            if kind == "isolated":
+                iso_ -= v
             else:
-                std += v
+                std -= v
         return std, iso_
+
+    def _count_vcpu(self, pool, sign):
+        kind, v = pool.vcpu()
+        self.vcpu[kind] += sign * v
+
+    def add_pool(self, key, pool):
+        """Store `pool` under `key`, replacing (in place: list order is kept)
+        any pool there."""
+        old = self.pools.get(key)
+        if old is not None:
+            self._count_vcpu(old, -1)
+        self.pools[key] = pool
+        self._count_vcpu(pool, +1)
+
+    def remove_pool(self, key):
+        """Forget the pool under `key`; returns it (None if there was none).
+        Its runs are left alone: see World.delete_pool."""
+        pool = self.pools.pop(key, None)
+        if pool is not None:
+            self._count_vcpu(pool, -1)
+        return pool
+
+    def add_run(self, run):
+        """Store `run`; a run seeded through the control endpoint may replace
+        one with the same id (keeping that one's place, as a dict does)."""
+        replacing = run.run_id in self.runs
+        self.runs[run.run_id] = run
+        if replacing:
+            # Rare, and the old run may have been finished: rebuild the
+            # indexes so they keep self.runs order (dispatch is oldest first).
+            self.active, self.active_on = {}, {}
+            for r in self.runs.values():
+                if r.status not in TERMINAL_RUN:
+                    self._index_run(r)
+        elif run.status not in TERMINAL_RUN:
+            self._index_run(run)
+
+    def _index_run(self, run):
+        self.active[run.run_id] = run
+        self.active_on.setdefault(run.pool, {})[run.run_id] = run
+
+    def run_finished(self, run):
+        """Drop `run` from the indexes of unfinished runs."""
+        if self.active.get(run.run_id) is not run:
+            return  # not indexed (already finished, or replaced by a seeded run)
+        del self.active[run.run_id]
+        on_pool = self.active_on[run.pool]
+        del on_pool[run.run_id]
+        if not on_pool:
+            del self.active_on[run.pool]
 
     def to_arm(self):
         return {
@@ -126,7 +196,7 @@ class Pool:
         self.location = location
         self.tier = tier
         self.os = os_
-        self.count = count
+        self._count = count
         self.subnet = subnet
         self.tags = tags
         self.state = "Succeeded"
@@ -136,6 +206,25 @@ class Pool:
     @property
     def id(self):
         return f"{self.registry.id}/agentPools/{self.name}"
+
+    @property
+    def count(self):
+        return self._count
+
+    @count.setter
+    def count(self, value):
+        # Keep the registry's vCPU total right when a listed pool is scaled.
+        listed = self.registry.pools.get(self.name.lower()) is self
+        if listed:
+            self.registry._count_vcpu(self, -1)
+        self._count = value
+        if listed:
+            self.registry._count_vcpu(self, +1)
+
+    def vcpu(self):
+        """("standard" or "isolated", vCPU) this pool holds against the quota."""
+        tier = self.tier.upper()
+        return ("isolated" if tier in ISOLATED_TIERS else "standard"), TIER_VCPU.get(tier, 0) * self._count
 
     def capacity(self):
         # Agents exist (and take work) once created; during an update the
@@ -207,6 +296,11 @@ class World:
             self.registries = {}   # (lower sub, lower rg, lower name) -> Registry
             self.operations = {}   # op id -> dict
             self.blobs = {}        # blob path (after /_blob/) -> {"sha256","size","data","contentType"}
+            # Pools with an operation in flight: a heap of (due time, seq, pool,
+            # pool.busy as set). An entry whose pool has since been removed, or
+            # whose busy was cleared or replaced, is stale and dropped when due.
+            self.busy_pools = []
+            self._busy_seq = itertools.count()
 
     # -- lookups ----------------------------------------------------------
 
@@ -243,29 +337,45 @@ class World:
             op["endTime"] = time.time()
             op["error"] = error
 
+    # -- pools ------------------------------------------------------------------
+
+    def set_busy(self, pool, state, until, op_id):
+        """Start `pool`'s in-flight operation; the tick ends it at `until`."""
+        pool.busy = {"state": state, "until": until, "op": op_id}
+        heapq.heappush(self.busy_pools, (until, next(self._busy_seq), pool, pool.busy))
+
+    def delete_pool(self, reg, key, now):
+        """The end of an ARM delete: the pool goes and its unfinished runs
+        become Error."""
+        pool = reg.remove_pool(key)
+        for run in list(reg.active_on.get(key, {}).values()):
+            self.finish_run(run, now, "Error", f"The agent pool '{pool.name}' was deleted.")
+
     # -- simulation -----------------------------------------------------------
 
     def tick(self, now=None):
-        """Advance pools and runs to `now`. Cheap when nothing is due."""
+        """Advance pools and runs to `now`. Costs the pools due plus the
+        unfinished runs, so it is cheap when nothing is in flight."""
         now = now or time.time()
         with self.lock:
-            for reg in list(self.registries.values()):
-                self._tick_pools(reg, now)
-                self._tick_runs(reg, now)
+            self._tick_pools(now)
+            for reg in self.registries.values():
+                if reg.active:
+                    self._tick_runs(reg, now)
 
-    def _tick_pools(self, reg, now):
-        for key, pool in list(reg.pools.items()):
-            if not pool.busy or now < pool.busy["until"]:
-                continue
-            busy, pool.busy = pool.busy, None
+    def _tick_pools(self, now):
+        due = self.busy_pools
+        while due and due[0][0] <= now:
+            _, _, pool, busy = heapq.heappop(due)
+            reg, key = pool.registry, pool.name.lower()
+            if pool.busy is not busy or reg.pools.get(key) is not pool \
+                    or self.registries.get(reg.key) is not reg:
+                continue  # stale: see busy_pools
+            pool.busy = None
             pool.modified = now
             if busy["state"] == "Deleting":
-                del reg.pools[key]
+                self.delete_pool(reg, key, now)
                 self.finish_operation(busy["op"])
-                for run in reg.runs.values():
-                    if run.pool == key and run.status not in TERMINAL_RUN:
-                        self.finish_run(run, now, "Error",
-                                        f"The agent pool '{pool.name}' was deleted.")
             elif reg.provisioning_outcome == "Failed":
                 pool.state = "Failed"
                 err = {"code": "AgentPoolProvisioningFailed",
@@ -276,8 +386,10 @@ class World:
                 self.finish_operation(busy["op"])
 
     def _tick_runs(self, reg, now):
+        # Only unfinished runs can move; finish_run drops runs from
+        # reg.active as it goes, hence the copies.
         busy = {}
-        for run in reg.runs.values():
+        for run in list(reg.active.values()):
             st = run.status
             if st == "Started" and now >= run.started_at + 0.1 * run.duration:
                 run.props["status"] = "Running"
@@ -290,8 +402,8 @@ class World:
                 continue
             if st in ("Started", "Running") and run.pool:
                 busy[run.pool] = busy.get(run.pool, 0) + 1
-        # Dispatch in creation order; dict order is creation order.
-        for run in reg.runs.values():
+        # Dispatch in creation order; reg.active keeps it.
+        for run in list(reg.active.values()):
             if run.status != "Queued":
                 continue
             if run.pool is None:
@@ -326,6 +438,7 @@ class World:
     def finish_run(self, run, now, outcome, message=None):
         p = run.props
         p["status"] = outcome
+        run.registry.run_finished(run)
         p["finishTime"] = iso(now)
         p["lastUpdatedTime"] = iso(now)
         if "startTime" not in p and outcome != "Canceled":
@@ -372,7 +485,7 @@ class World:
             self.finish_run(run, now, "Canceled")
 
     def queued_count(self, reg, pool_key):
-        return sum(1 for r in reg.runs.values() if r.pool == pool_key and r.status == "Queued")
+        return sum(1 for r in reg.active_on.get(pool_key, {}).values() if r.status == "Queued")
 
 
 class Ticker(threading.Thread):

@@ -182,6 +182,66 @@ def test_quota_counts_out_of_band_pools(client):
     assert (r.status, r.json["error"]["code"]) == (400, "QuotaExceeded")
 
 
+def test_vcpu_in_use_follows_every_pool_change(client):
+    """The registry's vCPU total is kept as pools come, go and scale (it is
+    not recounted per request): after each change it matches the pools."""
+    client.control("PATCH", REG_CTL, {"quota": {"standardVCPU": 100, "isolatedVCPU": 128}})
+
+    def check():
+        d = client.control("GET", REG_CTL)
+        want = {"standard": 0, "isolated": 0}
+        for p in d["agentPools"]:
+            tier, count = p["properties"]["tier"], p["properties"]["count"]
+            want["isolated" if tier == "I6" else "standard"] += {"S1": 2, "S2": 4, "S3": 8, "I6": 64}[tier] * count
+        assert d["vcpuInUse"] == want
+        return want
+
+    assert client.arm("PUT", "agentPools/pool1", POOL).status == 201
+    assert client.arm("PUT", "agentPools/iso1", {"location": "eastus",
+                                                  "properties": {"tier": "I6", "count": 2}}).status == 201
+    assert check() == {"standard": 2, "isolated": 128}
+    assert client.arm("PUT", "agentPools/pool1", {"location": "eastus",
+                                                   "properties": {"tier": "S1", "count": 3}}).status == 200
+    assert client.arm("PATCH", "agentPools/iso1", {"properties": {"count": 1}}).status == 200
+    assert check() == {"standard": 6, "isolated": 64}
+    client.control("PUT", f"{REG_CTL}/agentPools/manual", {"tier": "S3", "count": 2})
+    client.control("PATCH", f"{REG_CTL}/agentPools/pool1", {"count": 5})
+    assert check() == {"standard": 26, "isolated": 64}
+    client.control("PUT", f"{REG_CTL}/agentPools/manual", {"tier": "S2", "count": 1})   # replaced
+    client.control("DELETE", f"{REG_CTL}/agentPools/iso1")
+    assert check() == {"standard": 14, "isolated": 0}
+    assert client.arm("DELETE", "agentPools/pool1").status == 202
+    assert check() == {"standard": 4, "isolated": 0}
+    # A delete that takes time frees the quota when it is done, as before.
+    slow(client, 0.2)
+    assert client.arm("DELETE", "agentPools/manual").status == 202
+    assert check() == {"standard": 4, "isolated": 0}
+    wait_for(lambda: client.pool("manual").status == 404, what="delete to finish")
+    assert check() == {"standard": 0, "isolated": 0}
+    # The quota check sees the same figures: 100 - 0 leaves room for 12 x S3, not 13.
+    r = client.arm("PUT", "agentPools/big", {"location": "eastus", "properties": {"tier": "S3", "count": 13}})
+    assert (r.status, r.json["error"]["code"]) == (400, "QuotaExceeded"), r
+    assert client.arm("PUT", "agentPools/big", {"location": "eastus",
+                                                 "properties": {"tier": "S3", "count": 12}}).status == 201
+
+
+def test_operation_of_a_pool_replaced_out_of_band_never_lands(client):
+    """A pool replaced (or reset) through the control endpoint while its
+    ARM operation runs keeps what the control endpoint set: the operation's
+    end must not reach the new pool."""
+    slow(client, 0.3)
+    assert client.arm("PUT", "agentPools/pool1", POOL).status == 201
+    assert client.arm("PUT", "agentPools/pool2", POOL).status == 201
+    client.control("PUT", f"{REG_CTL}/agentPools/pool1", {"tier": "S1", "count": 1,
+                                                          "provisioningState": "Updating"})
+    client.control("PATCH", f"{REG_CTL}/agentPools/pool2", {"provisioningState": "Creating"})
+    assert client.arm("PUT", "agentPools/pool3", POOL).status == 201
+    # pool3's operation ends after the other two's would have.
+    wait_for(lambda: client.pool("pool3").json["properties"]["provisioningState"] == "Succeeded")
+    assert client.pool("pool1").json["properties"]["provisioningState"] == "Updating"
+    assert client.pool("pool2").json["properties"]["provisioningState"] == "Creating"
+
+
 def test_non_premium_registry_refuses_pools(client):
     client.registry("basicreg1", sku="Basic")
     reg = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerRegistry/registries/basicreg1"

@@ -260,6 +260,49 @@ def test_deleting_pool_errors_its_queued_runs(client):
     assert client.run(run_id)["status"] == "Error"
 
 
+def test_queue_count_after_cancel_and_pool_delete(client):
+    """listQueueStatus counts only the pool's runs still Queued: not one
+    canceled, not those of a deleted pool of the same name."""
+    make_pool(client, 0)
+    runs = [schedule(client, "pool1") for _ in range(3)]
+    assert client.queue("pool1") == 3
+    assert client.arm("POST", f"runs/{runs[1]}/cancel").status == 200
+    assert client.queue("pool1") == 2
+    # A delete that takes time errors the runs when it is done.
+    client.control("PATCH", REG_CTL, {"provisioningDelaySeconds": 0.2})
+    assert client.arm("DELETE", "agentPools/pool1").status == 202
+    assert client.run(runs[0])["status"] == "Queued"
+    client.wait_run(runs[0], {"Error"})
+    assert [client.run(r)["status"] for r in runs] == ["Error", "Canceled", "Error"]
+    client.control("PATCH", REG_CTL, {"provisioningDelaySeconds": 0})
+    make_pool(client, 0)
+    assert client.queue("pool1") == 0
+    later = schedule(client, "pool1")
+    assert client.queue("pool1") == 1
+    assert client.arm("PATCH", "agentPools/pool1", {"properties": {"count": 1}}).status == 200
+    assert client.run(later)["status"] != "Queued" and client.queue("pool1") == 0
+
+
+def test_runs_outlive_an_out_of_band_pool_delete_and_keep_their_order(client):
+    """Runs queued on a pool removed through the control endpoint stay queued
+    and run, oldest first, on a pool of that name; a seeded run that replaces
+    a finished one keeps that one's place in the order."""
+    make_pool(client, 0)
+    client.control("PUT", f"{REG_CTL}/runs/seed1", {"properties": {"agentPoolName": "pool1",
+                                                                    "status": "Succeeded"}})
+    first, second = schedule(client, "pool1"), schedule(client, "pool1")
+    client.control("DELETE", f"{REG_CTL}/agentPools/pool1")
+    client.control("PUT", f"{REG_CTL}/runs/seed1", {"properties": {"agentPoolName": "pool1"},
+                                                    "durationSeconds": 5})
+    client.control("PUT", f"{REG_CTL}/agentPools/pool1", {"count": 0})
+    assert client.queue("pool1") == 3
+    client.control("PATCH", f"{REG_CTL}/agentPools/pool1", {"count": 2})
+    assert client.run("seed1")["status"] in ("Started", "Running")
+    assert client.run(first)["status"] in ("Started", "Running", "Succeeded")
+    assert client.queue("pool1") == 1
+    client.wait_run(second, {"Succeeded"})
+
+
 def test_task_runs_resource(client):
     body = {"properties": {"forceUpdateTag": "1", "runRequest": dict(BUILD)}}
     r = client.arm("PUT", "taskRuns/myrun1", body, version=V2025)
