@@ -167,7 +167,16 @@ def test_relist_after_410_when_etcd_compacted(private_plane):
         obj = json.loads(base64.b64decode(kv["value"]))
         obj["spec"]["value"] = "changed-in-etcd"
         put = _etcd(env, "/v3/kv/put", {"key": b64, "value": base64.b64encode(json.dumps(obj).encode()).decode()})
-        rev = put["header"]["revision"]
+        # Compact past the change, not at it: a watch resumed from the
+        # revision just before the change starts at the change's own
+        # revision, which a compaction at that revision keeps (etcd drops
+        # only what is older), so an API server that serves the resumed
+        # watch from etcd while its cache warms up would deliver the change
+        # without any 410. One more write moves the compaction past it.
+        _etcd(env, "/v3/kv/put", {"key": base64.b64encode(b"/acrpool-test/compaction-marker").decode(),
+                                  "value": base64.b64encode(ns.encode()).decode()})
+        rev = _etcd(env, "/v3/kv/range", {"key": b64})["header"]["revision"]
+        assert rev > put["header"]["revision"]
         _etcd(env, "/v3/kv/compaction", {"revision": rev, "physical": True})
         subprocess.run([str(TESTENV), "restart-apiserver", state], check=True)
         wait_observed(kube, ns, "w1", "changed-in-etcd", timeout=90)
