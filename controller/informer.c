@@ -81,6 +81,24 @@ static const char *json_str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* The cache keeps what reconcilers read. metadata.managedFields (the
+ * API server's field ownership bookkeeping) and kubectl's
+ * last-applied-configuration annotation (a second copy of the object) are
+ * most of an applied object's bytes, and nothing here reads them: drop them
+ * before caching, as controller-runtime users do with a cache transform.
+ * Every write is a patch of named fields, never the cached object sent
+ * back, so nothing dropped here can be lost on the server. */
+static cJSON *trim(cJSON *obj)
+{
+	cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	cJSON_DeleteItemFromObjectCaseSensitive(meta, "managedFields");
+	cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+	cJSON_DeleteItemFromObjectCaseSensitive(ann, "kubectl.kubernetes.io/last-applied-configuration");
+	if (cJSON_IsObject(ann) && !ann->child)
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "annotations");
+	return obj;
+}
+
 /* Move a page's items into sc->pending. Items of a list carry no kind or
  * apiVersion; fill them in from the list's ("FooList" -> "Foo") so cached
  * objects look the same whether they came from a list or a watch. */
@@ -101,7 +119,7 @@ static void gather(struct scope *sc, cJSON *page)
 			cJSON_AddStringToObject(item, "kind", kind);
 		if (api && cJSON_IsObject(item) && !cJSON_HasObjectItem(item, "apiVersion"))
 			cJSON_AddStringToObject(item, "apiVersion", api);
-		if (ctl_obj_new(&o, item) == 0) /* a nameless item cannot be cached */
+		if (ctl_obj_new(&o, trim(item)) == 0) /* a nameless item cannot be cached */
 			pending_push(sc, o);
 	}
 	free(kind);
@@ -169,7 +187,7 @@ static int on_line(const char *line, size_t len, void *arg)
 	atomic_fetch_add(&inf->events, 1);
 	switch (ctl_watcher_on_event(&sc->watcher, &ev)) {
 	case CTL_WATCHER_APPLY:
-		if (ctl_obj_new(&obj, ctl_watch_event_take(&ev)) != 0)
+		if (ctl_obj_new(&obj, trim(ctl_watch_event_take(&ev))) != 0)
 			break;
 		ctl_store_apply(&old, inf->store, ctl_obj_ref(obj));
 		if (old && h->on_update)
@@ -178,7 +196,7 @@ static int on_line(const char *line, size_t len, void *arg)
 			h->on_add(obj->key, obj, h->arg);
 		break;
 	case CTL_WATCHER_DELETE:
-		if (ctl_obj_new(&obj, ctl_watch_event_take(&ev)) != 0)
+		if (ctl_obj_new(&obj, trim(ctl_watch_event_take(&ev))) != 0)
 			break;
 		ctl_store_delete(&old, inf->store, obj->key);
 		if (h->on_delete)

@@ -439,11 +439,11 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 	}
 	const char *state_before = status_str(p.status, "provisioningState");
 	bool fresh_needed = in_flight(state_before) || status_str(p.status, "drainStartedAt");
-	if ((rc = azure_snapshot_get(&p.snap, a->azure, p.conn, false)) != 0) {
+	if ((rc = azure_snapshot_get(&p.snap, a->azure, p.conn, p.azure_name, false)) != 0) {
 		rc = app_azure_failure(&p.w, rc, "reading the registry's pools failed");
 		goto done;
 	}
-	p.pool = azure_snapshot_pool(p.snap, p.azure_name);
+	p.pool = p.snap->pool;
 	/* A pool we own that the list does not show is confirmed with its own
 	 * GET before anything acts on its absence: a paged LIST taken while
 	 * other pools are deleted can skip entries (the pages are positions
@@ -499,23 +499,13 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		.owned = status_str(p.status, "azureResourceId") != NULL,
 		.queued_runs = -1,
 		.now = (long long)time(NULL),
+		.other_standard_vcpu = p.snap->standard_vcpu,
+		.other_isolated_vcpu = p.snap->isolated_vcpu,
 		.quota_standard_vcpu = (int)(cJSON_IsNumber(ctl_obj_field(p.reg, "spec.quota.standardVCPU"))
 			? ctl_obj_field(p.reg, "spec.quota.standardVCPU")->valueint : 16),
 		.quota_isolated_vcpu = (int)(cJSON_IsNumber(ctl_obj_field(p.reg, "spec.quota.isolatedVCPU"))
 			? ctl_obj_field(p.reg, "spec.quota.isolatedVCPU")->valueint : 0),
 	};
-	for (size_t i = 0; i < p.snap->npools; i++) {
-		const struct arm_agent_pool *q = &p.snap->pools[i];
-		if (q->name && !strcasecmp(q->name, p.azure_name))
-			continue;
-		bool iso;
-		int per = agentpool_tier_vcpu(q->tier, &iso);
-		int n = q->count > 0 ? q->count : 0;
-		if (iso)
-			o.other_isolated_vcpu += per * n;
-		else
-			o.other_standard_vcpu += per * n;
-	}
 	if (p.pool) {
 		o.tier = p.pool->tier;
 		o.os = p.pool->os;

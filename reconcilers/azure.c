@@ -11,6 +11,7 @@
  */
 #include "azure.h"
 
+#include "agentpool_plan.h"
 #include "error.h"
 #include "identity.h"
 #include "objects.h"
@@ -35,9 +36,20 @@ struct conn_entry {
 	bool retired;
 };
 
+/* What a read found: the registry and every pool in it. */
+struct snap_data {
+	bool registry_found;
+	char *location;
+	char *sku;
+	char *login_server;
+	struct arm_agent_pool *pools;
+	size_t npools;
+	int64_t fetched_ns;            /* 0: never read, or invalidated */
+};
+
 struct snap_entry {
 	char *key;                     /* sub/rg/name, lower case */
-	struct azure_snapshot snap;    /* fetched_ns 0: never read, or invalidated */
+	struct snap_data snap;
 	bool reading;                  /* a reconcile is reading it from Azure */
 	int last_rc;                   /* how that read ended, for those who waited */
 	struct ctl_error last_err;
@@ -91,7 +103,7 @@ static void conn_entry_free(struct conn_entry *e)
 	free(e);
 }
 
-static void snapshot_dispose(struct azure_snapshot *s)
+static void snap_data_dispose(struct snap_data *s)
 {
 	free(s->location);
 	free(s->sku);
@@ -108,7 +120,7 @@ void azure_free(struct azure *az)
 		conn_entry_free(az->conns[i]);
 	for (size_t i = 0; i < az->nsnaps; i++) {
 		free(az->snaps[i]->key);
-		snapshot_dispose(&az->snaps[i]->snap);
+		snap_data_dispose(&az->snaps[i]->snap);
 		free(az->snaps[i]);
 	}
 	free(az->conns);
@@ -369,21 +381,38 @@ static void pool_copy(struct arm_agent_pool *dst, const struct arm_agent_pool *s
 	cJSON_Delete(j);
 }
 
-static void snapshot_copy(struct azure_snapshot *dst, const struct azure_snapshot *src)
+/* The caller's view of a cached snapshot: one pool copied, the others
+ * summed. Under the lock; costs a pass over the names, no allocation per
+ * pool. */
+static struct azure_snapshot *snapshot_view(const struct snap_data *e, const char *pool)
 {
-	dst->registry_found = src->registry_found;
-	dst->location = xstrdup(src->location);
-	dst->sku = xstrdup(src->sku);
-	dst->login_server = xstrdup(src->login_server);
-	dst->fetched_ns = src->fetched_ns;
-	dst->npools = src->npools;
-	dst->pools = src->npools ? xcalloc(src->npools, sizeof(*dst->pools)) : NULL;
-	for (size_t i = 0; i < src->npools; i++)
-		pool_copy(&dst->pools[i], &src->pools[i]);
+	struct azure_snapshot *v = xcalloc(1, sizeof(*v));
+	v->registry_found = e->registry_found;
+	v->location = xstrdup(e->location);
+	v->sku = xstrdup(e->sku);
+	v->login_server = xstrdup(e->login_server);
+	v->fetched_ns = e->fetched_ns;
+	v->npools = e->npools;
+	for (size_t i = 0; i < e->npools; i++) {
+		const struct arm_agent_pool *p = &e->pools[i];
+		if (pool && !v->pool && p->name && strcasecmp(p->name, pool) == 0) {
+			v->pool = xcalloc(1, sizeof(*v->pool));
+			pool_copy(v->pool, p);
+			continue;
+		}
+		bool isolated;
+		int per = agentpool_tier_vcpu(p->tier, &isolated);
+		int n = p->count > 0 ? p->count : 0;
+		if (isolated)
+			v->isolated_vcpu += per * n;
+		else
+			v->standard_vcpu += per * n;
+	}
+	return v;
 }
 
 /* Read the registry and its pools from Azure. No lock held. */
-static int snapshot_read(struct azure_snapshot *fresh, struct azure_conn *conn)
+static int snapshot_read(struct snap_data *fresh, struct azure_conn *conn)
 {
 	struct arm_registry *reg = NULL;
 	int rc = arm_registry_get(&reg, conn->arm, &conn->ref);
@@ -407,10 +436,11 @@ static int snapshot_read(struct azure_snapshot *fresh, struct azure_conn *conn)
 	return rc;
 }
 
-int azure_snapshot_get(struct azure_snapshot **out, struct azure *az, struct azure_conn *conn, bool force)
+int azure_snapshot_get(struct azure_snapshot **out, struct azure *az, struct azure_conn *conn, const char *pool,
+		       bool force)
 {
 	char *key = snap_key(&conn->ref);
-	struct azure_snapshot fresh = {0};
+	struct snap_data fresh = {0};
 
 	*out = NULL;
 	pthread_mutex_lock(&az->mu);
@@ -455,20 +485,19 @@ int azure_snapshot_get(struct azure_snapshot **out, struct azure *az, struct azu
 	if (rc != 0) {
 		e->last_err = *ctl_error_last();
 	} else {
-		snapshot_dispose(&e->snap);
+		snap_data_dispose(&e->snap);
 		e->snap = fresh;
 		memset(&fresh, 0, sizeof(fresh));
 	}
 	pthread_cond_broadcast(&az->read_done);
 	if (rc != 0) {
 		pthread_mutex_unlock(&az->mu);
-		snapshot_dispose(&fresh);
+		snap_data_dispose(&fresh);
 		free(key);
 		return rc;
 	}
 copy:
-	*out = xcalloc(1, sizeof(**out));
-	snapshot_copy(*out, &e->snap);
+	*out = snapshot_view(&e->snap, pool);
 	pthread_mutex_unlock(&az->mu);
 	free(key);
 	return 0;
@@ -478,16 +507,12 @@ void azure_snapshot_free(struct azure_snapshot *s)
 {
 	if (!s)
 		return;
-	snapshot_dispose(s);
+	free(s->location);
+	free(s->sku);
+	free(s->login_server);
+	if (s->pool)
+		arm_agent_pool_array_free(s->pool, 1);
 	free(s);
-}
-
-const struct arm_agent_pool *azure_snapshot_pool(const struct azure_snapshot *s, const char *name)
-{
-	for (size_t i = 0; s && i < s->npools; i++)
-		if (s->pools[i].name && strcasecmp(s->pools[i].name, name) == 0)
-			return &s->pools[i];
-	return NULL;
 }
 
 void azure_snapshot_note_pool(struct azure *az, struct azure_conn *conn, const char *name,
@@ -497,7 +522,7 @@ void azure_snapshot_note_pool(struct azure *az, struct azure_conn *conn, const c
 	pthread_mutex_lock(&az->mu);
 	struct snap_entry *e = find_snap(az, key);
 	if (e) {
-		struct azure_snapshot *s = &e->snap;
+		struct snap_data *s = &e->snap;
 		size_t i;
 		for (i = 0; i < s->npools; i++)
 			if (s->pools[i].name && strcasecmp(s->pools[i].name, name) == 0)

@@ -49,27 +49,32 @@ struct azure_conn {
 int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_obj *registry);
 void azure_conn_put(struct azure *az, struct azure_conn *conn);
 
-/* What Azure holds for a registry. Owned by the caller (azure_snapshot_free). */
+/* What one reconcile needs of the registry's snapshot, copied out under the
+ * lock: the registry, the one pool it asked about, and totals over the rest.
+ * Not the whole pool list: copying a thousand pools for each reconcile made
+ * a rollout of 10,000 pools quadratic. Owned by the caller
+ * (azure_snapshot_free). */
 struct azure_snapshot {
 	bool registry_found;
 	char *location;
 	char *sku;
 	char *login_server;
-	struct arm_agent_pool *pools;
-	size_t npools;
+	struct arm_agent_pool *pool;  /* the pool asked about (names compare without case), or NULL */
+	size_t npools;                /* pools in the registry */
+	int standard_vcpu;            /* vCPU of the registry's pools, the one asked about apart */
+	int isolated_vcpu;
 	int64_t fetched_ns;
 };
 
-/* A copy of the registry's snapshot, read from Azure first when missing,
- * older than max_age, or when force is set. One read per registry at a
- * time: a caller that finds a read under way waits for it and shares its
- * answer, or its error (a forced caller makes its own read after it).
- * Errors are the ARM call's. */
-int azure_snapshot_get(struct azure_snapshot **out, struct azure *az, struct azure_conn *conn, bool force);
+/* The registry's snapshot as seen by the pool named pool (NULL: no pool,
+ * totals over all), read from Azure first when missing, older than max_age,
+ * or when force is set. One read per registry at a time: a caller that
+ * finds a read under way waits for it and shares its answer, or its error
+ * (a forced caller makes its own read after it). Errors are the ARM
+ * call's. */
+int azure_snapshot_get(struct azure_snapshot **out, struct azure *az, struct azure_conn *conn, const char *pool,
+		       bool force);
 void azure_snapshot_free(struct azure_snapshot *s);
-
-/* The pool in a snapshot (names compare without case), or NULL. */
-const struct arm_agent_pool *azure_snapshot_pool(const struct azure_snapshot *s, const char *name);
 
 /* Fold what we just learned about one pool into the cached snapshot:
  * pool NULL means it is gone. */

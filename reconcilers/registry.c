@@ -84,7 +84,7 @@ int registry_reconcile(void *ctx, const char *key, struct ctl_result *out)
 	 * change. */
 	const cJSON *og = ctl_obj_field(obj, "status.observedGeneration");
 	bool spec_changed = !cJSON_IsNumber(og) || (long long)og->valuedouble != obj->generation;
-	if ((rc = azure_snapshot_get(&snap, a->azure, conn, spec_changed)) != 0) {
+	if ((rc = azure_snapshot_get(&snap, a->azure, conn, NULL, spec_changed)) != 0) {
 		rc = azure_failure(a, obj, status, rc, "reading the registry from Azure failed");
 		goto done;
 	}
@@ -103,16 +103,7 @@ int registry_reconcile(void *ctx, const char *key, struct ctl_result *out)
 	app_json_set_str(status, "location", snap->location);
 	app_json_set_str(status, "loginServer", snap->login_server);
 	app_json_set_str(status, "sku", snap->sku);
-	int std_used = 0, iso_used = 0;
-	for (size_t i = 0; i < snap->npools; i++) {
-		bool isolated;
-		int per = agentpool_tier_vcpu(snap->pools[i].tier, &isolated);
-		int n = snap->pools[i].count > 0 ? snap->pools[i].count : 0;
-		if (isolated)
-			iso_used += per * n;
-		else
-			std_used += per * n;
-	}
+	int std_used = snap->standard_vcpu, iso_used = snap->isolated_vcpu;
 	cJSON *vcpu = cJSON_CreateObject();
 	char ratio[32];
 	snprintf(ratio, sizeof(ratio), "%d/%d", std_used, std_quota);

@@ -644,7 +644,7 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		rc = app_azure_failure(&p.w, rc, "cannot build the Azure credential of the Registry");
 		goto done;
 	}
-	if ((rc = azure_snapshot_get(&p.snap, a->azure, p.conn, false)) != 0) {
+	if ((rc = azure_snapshot_get(&p.snap, a->azure, p.conn, NULL, false)) != 0) {
 		rc = app_azure_failure(&p.w, rc, "reading the registry failed");
 		goto done;
 	}

@@ -10,6 +10,7 @@
 #include "informer.h"
 #include "kube.h"
 #include "kubeconfig.h"
+#include "objects.h"
 #include "watch.h"
 #include "xalloc.h"
 
@@ -453,6 +454,55 @@ TEST(informer_relists_after_gone_and_reports_what_was_deleted_meanwhile)
 	canned_stop(&s);
 }
 
+TEST(informer_caches_objects_without_managed_fields_or_last_applied)
+{
+#define FAT(name, rv) "{\"metadata\":{\"namespace\":\"ns\",\"name\":\"" name "\",\"resourceVersion\":\"" rv "\"," \
+	"\"managedFields\":[{\"manager\":\"kubectl\",\"fieldsV1\":{\"f:spec\":{}}}]," \
+	"\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":\"{\\\"spec\\\":{}}\"%s}}," \
+	"\"spec\":{\"count\":1}}"
+	struct canned_server s;
+	struct seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER, .added = PTHREAD_COND_INITIALIZER};
+	struct ctl_informer *inf;
+	canned_start(&s);
+	char *list = xasprintf("{\"kind\":\"ThingList\",\"metadata\":{\"resourceVersion\":\"3\"},\"items\":["
+			       FAT("a", "2") "]}", ",\"team\":\"ci\"");
+	char *event = xasprintf("{\"type\":\"ADDED\",\"object\":" FAT("b", "4") "}\n", "");
+	canned_reply(&s, 0, 200, NULL, list);
+	canned_stream(&s, NULL, 200, CANNED_HOLD, event, NULL);
+	struct ctl_kube_client *c = client_for(&s);
+	const char *const namespaces[] = {"ns", NULL};
+	struct ctl_informer_opts opts = {.gvr = {"example.com", "v1", "things"}, .namespaces = namespaces};
+	struct ctl_informer_handlers h = {seen_add, seen_update, seen_delete, &seen};
+	CHECK_INT(ctl_informer_new(&inf, c, &opts, &h), 0);
+	CHECK_INT(ctl_informer_start(inf), 0);
+	CHECK_INT(ctl_informer_wait_synced(inf, 5000), 0);
+	CHECK(seen_wait_adds(&seen, 2));
+
+	struct ctl_obj *o;
+	CHECK_INT(ctl_store_get(&o, ctl_informer_store(inf), "ns/a"), 0);
+	/* From the list: the bulk is gone, other annotations and the spec stay. */
+	CHECK(ctl_obj_field(o, "metadata.managedFields") == NULL);
+	CHECK(ctl_obj_field(o, "metadata.annotations") != NULL);
+	CHECK(cJSON_GetObjectItemCaseSensitive(ctl_obj_field(o, "metadata.annotations"),
+					       "kubectl.kubernetes.io/last-applied-configuration") == NULL);
+	CHECK_STR(ctl_obj_string(o, "metadata.annotations.team"), "ci");
+	CHECK(cJSON_IsNumber(ctl_obj_field(o, "spec.count")));
+	ctl_obj_unref(o);
+	/* From the watch: no annotation left, so no annotations object. */
+	CHECK_INT(ctl_store_get(&o, ctl_informer_store(inf), "ns/b"), 0);
+	CHECK(ctl_obj_field(o, "metadata.managedFields") == NULL);
+	CHECK(ctl_obj_field(o, "metadata.annotations") == NULL);
+	CHECK_STR(o->resource_version, "4");
+	ctl_obj_unref(o);
+
+	ctl_informer_free(inf);
+	ctl_kube_client_free(c);
+	canned_stop(&s);
+	free(list);
+	free(event);
+#undef FAT
+}
+
 TEST(informer_with_two_namespaces_syncs_both)
 {
 	static const char empty[] = "{\"kind\":\"ThingList\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}";
@@ -576,5 +626,5 @@ TEST_MAIN(T(watcher_lists_then_watches_from_the_list_version), T(watcher_follows
 	  T(watcher_backoff_doubles_with_full_jitter_up_to_the_cap),
 	  T(watcher_list_failure_starts_over_after_backoff),
 	  T(informer_relists_after_gone_and_reports_what_was_deleted_meanwhile),
-	  T(informer_with_two_namespaces_syncs_both), T(kube_watch_declares_a_silent_stream_dead),
+	  T(informer_caches_objects_without_managed_fields_or_last_applied), T(informer_with_two_namespaces_syncs_both), T(kube_watch_declares_a_silent_stream_dead),
 	  T(kube_watch_aborts_when_canceled_from_another_thread), T(kube_watch_http_410_is_gone))

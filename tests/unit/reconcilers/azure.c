@@ -27,7 +27,10 @@ static const char registry_body[] =
 static const char pools_body[] =
 	"{\"value\":[{\"id\":\"/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ContainerRegistry/"
 	"registries/reg/agentPools/p1\",\"name\":\"p1\",\"location\":\"eastus\",\"properties\":{\"count\":2,"
-	"\"tier\":\"S1\",\"os\":\"Linux\",\"provisioningState\":\"Succeeded\"}}]}";
+	"\"tier\":\"S1\",\"os\":\"Linux\",\"provisioningState\":\"Succeeded\"}},"
+	"{\"id\":\"/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/reg/"
+	"agentPools/big\",\"name\":\"big\",\"location\":\"eastus\",\"properties\":{\"count\":1,"
+	"\"tier\":\"I6\",\"os\":\"Linux\",\"provisioningState\":\"Succeeded\"}}]}";
 static const char denied_body[] =
 	"{\"error\":{\"code\":\"AuthorizationFailed\",\"message\":\"The client does not have authorization.\"}}";
 
@@ -74,7 +77,7 @@ static void *call_get(void *arg)
 {
 	struct caller *c = arg;
 	struct azure_snapshot *s = NULL;
-	c->rc = azure_snapshot_get(&s, c->f->az, c->f->conn, false);
+	c->rc = azure_snapshot_get(&s, c->f->az, c->f->conn, "p1", false);
 	if (c->rc == 0)
 		c->npools = s->npools;
 	else
@@ -105,7 +108,7 @@ TEST(concurrent_callers_share_one_read)
 	call_together(&f, c);
 	for (int i = 0; i < CALLERS; i++) {
 		CHECK_INT(c[i].rc, 0);
-		CHECK_INT(c[i].npools, 1);
+		CHECK_INT(c[i].npools, 2);
 	}
 	/* One registry GET and one pool LIST for all four. */
 	CHECK_INT(f.srv.narm_requests, 2);
@@ -114,18 +117,33 @@ TEST(concurrent_callers_share_one_read)
 	CHECK(strstr(canned_request(&f.srv, 0, 1), "/registries/reg/agentPools?") != NULL);
 	CHECK_INT(azure_snapshot_reads(f.az), 1);
 
-	/* Fresh now: served from the cache. */
+	/* Fresh now: served from the cache, as seen by one pool (a copy of
+	 * it, the others' vCPU summed) or by the registry (all summed). */
 	struct azure_snapshot *s = NULL;
-	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, false), 0);
-	CHECK_INT(s->npools, 1);
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, "P1", false), 0);
+	CHECK_INT(s->npools, 2);
 	CHECK_STR(s->location, "eastus");
+	CHECK(s->pool != NULL);
+	CHECK_STR(s->pool ? s->pool->name : NULL, "p1");
+	CHECK_INT(s->pool ? s->pool->count : -1, 2);
+	CHECK_INT(s->standard_vcpu, 0);
+	CHECK_INT(s->isolated_vcpu, 64);
+	azure_snapshot_free(s);
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, NULL, false), 0);
+	CHECK(s->pool == NULL);
+	CHECK_INT(s->standard_vcpu, 4);
+	CHECK_INT(s->isolated_vcpu, 64);
+	azure_snapshot_free(s);
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, "absent", false), 0);
+	CHECK(s->pool == NULL);
+	CHECK_INT(s->standard_vcpu, 4);
 	azure_snapshot_free(s);
 	CHECK_INT(f.srv.narm_requests, 2);
 
 	/* Forced: read again even though it is fresh. */
 	canned_reply(&f.srv, 0, 200, NULL, registry_body);
 	canned_reply(&f.srv, 0, 200, NULL, "{\"value\":[]}");
-	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, true), 0);
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, NULL, true), 0);
 	CHECK_INT(s->npools, 0);
 	azure_snapshot_free(s);
 	CHECK_INT(f.srv.narm_requests, 4);
@@ -151,8 +169,8 @@ TEST(failed_read_is_shared_then_retried)
 	canned_reply(&f.srv, 0, 200, NULL, registry_body);
 	canned_reply(&f.srv, 0, 200, NULL, pools_body);
 	struct azure_snapshot *s = NULL;
-	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, false), 0);
-	CHECK_INT(s->npools, 1);
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, NULL, false), 0);
+	CHECK_INT(s->npools, 2);
 	azure_snapshot_free(s);
 	CHECK_INT(f.srv.narm_requests, 3);
 	fixture_stop(&f);
