@@ -240,7 +240,8 @@ static int read_queue(struct pass *p)
 }
 
 /* Whether this pass reads the pool's queue. listQueueStatus is an ARM POST,
- * which ARM counts against the subscription's write throttle, so a fleet of
+ * which ARM may count against the subscription's write throttle (which
+ * bucket is unmeasured, docs/capacity.md), so a fleet of
  * fixed pools with nothing waiting must not pay one per pool per resync:
  * the resync of such a fleet costs one registry GET and one pool LIST per
  * registry and nothing per pool. Read it when autoscale decides from it;

@@ -8,7 +8,6 @@
  * The pool list it reads is the same snapshot the AgentPool reconciler
  * uses, so a resync costs one registry GET and one pool LIST per registry.
  */
-#include "agentpool_plan.h"
 #include "app.h"
 #include "azure.h"
 #include "conditions.h"
