@@ -15,9 +15,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The watch counters are the informers' own tallies, read at scrape time
+ * (a copy synced now and then made a test that read the metric right after
+ * the relist it caused see the old value). */
+struct informer_tally {
+	struct ctl_informer *inf;
+	int which;                     /* 0 restarts, 1 relists, 2 events */
+};
+
+static double read_tally(void *arg)
+{
+	const struct informer_tally *t = arg;
+	struct ctl_informer_stats st;
+	ctl_informer_stats(t->inf, &st);
+	return (double)(t->which == 0 ? st.watch_restarts : t->which == 1 ? st.relists : st.events);
+}
+
 struct named_informer {
 	char *name;
 	struct ctl_informer *inf;
+	struct informer_tally *tallies; /* three, for the watch counters' callbacks */
 };
 
 struct ctl_manager {
@@ -124,16 +141,19 @@ void ctl_manager_free(struct ctl_manager *m)
 {
 	if (!m)
 		return;
+	/* The endpoints first: a scrape reads the informers' tallies. */
+	ctl_http_free(m->metrics_http);
+	ctl_http_free(m->health_http);
 	for (size_t i = 0; i < m->n_controllers; i++)
 		ctl_controller_free(m->controllers[i]);
 	for (size_t i = 0; i < m->n_informers; i++) {
 		ctl_informer_free(m->informers[i].inf);
 		free(m->informers[i].name);
 	}
-	ctl_http_free(m->metrics_http);
-	ctl_http_free(m->health_http);
 	ctl_leader_free(m->leader);
 	ctl_metrics_free(m->metrics);
+	for (size_t i = 0; i < m->n_informers; i++)
+		free(m->informers[i].tallies);
 	free(m->controllers);
 	free(m->informers);
 	free(m->metrics_address);
@@ -151,9 +171,16 @@ struct ctl_metrics *ctl_manager_metrics(struct ctl_manager *m)
 void ctl_manager_add_informer(struct ctl_manager *m, const char *name, struct ctl_informer *inf)
 {
 	m->informers = xrealloc(m->informers, (m->n_informers + 1) * sizeof(*m->informers));
-	m->informers[m->n_informers].name = xstrdup(name);
-	m->informers[m->n_informers].inf = inf;
-	m->n_informers++;
+	struct named_informer *ni = &m->informers[m->n_informers++];
+	ni->name = xstrdup(name);
+	ni->inf = inf;
+	ni->tallies = xcalloc(3, sizeof(*ni->tallies));
+	const char *labels[] = {name, NULL};
+	struct ctl_metric *families[] = {m->watch_restarts, m->watch_relists, m->watch_events};
+	for (int i = 0; i < 3; i++) {
+		ni->tallies[i] = (struct informer_tally){inf, i};
+		ctl_metric_set_func(families[i], labels, read_tally, &ni->tallies[i]);
+	}
 }
 
 void ctl_manager_add_controller(struct ctl_manager *m, struct ctl_controller *c)
@@ -193,28 +220,6 @@ static int healthz(struct ctl_buf *reason, void *ud)
 		return 1;
 	}
 	return 0;
-}
-
-/* Counters mirror the informers' own tallies; bring them up to date. The
- * informers count on their own threads, the metrics are read on scrape,
- * so a short lag is fine. */
-static void sync_watch_metrics(struct ctl_manager *m)
-{
-	for (size_t i = 0; i < m->n_informers; i++) {
-		struct ctl_informer_stats st;
-		const char *labels[] = {m->informers[i].name, NULL};
-		double cur;
-		ctl_informer_stats(m->informers[i].inf, &st);
-		if (ctl_metric_get(&cur, m->watch_restarts, labels) != 0)
-			cur = 0;
-		ctl_metric_add(m->watch_restarts, labels, (double)st.watch_restarts - cur);
-		if (ctl_metric_get(&cur, m->watch_relists, labels) != 0)
-			cur = 0;
-		ctl_metric_add(m->watch_relists, labels, (double)st.relists - cur);
-		if (ctl_metric_get(&cur, m->watch_events, labels) != 0)
-			cur = 0;
-		ctl_metric_add(m->watch_events, labels, (double)st.events - cur);
-	}
 }
 
 static int start_http(struct ctl_manager *m)
@@ -291,7 +296,6 @@ static bool wait_for(struct ctl_manager *m, bool (*pred)(struct ctl_manager *), 
 			ts.tv_nsec -= 1000000000;
 		}
 		pthread_cond_timedwait(&m->cond, &m->mu, &ts);
-		sync_watch_metrics(m);
 	}
 }
 

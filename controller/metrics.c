@@ -362,9 +362,9 @@ int ctl_metric_set_func(struct ctl_metric *f, const char *const values[], ctl_ga
 	int rc = 0;
 	if (!f)
 		return 0;
-	if (f->type != GAUGE)
+	if (f->type == HISTOGRAM)
 		return ctl_error_set(CTL_EINVALID, "InvalidMetricUpdate",
-				     "metric %s: only a gauge can be a callback", f->name);
+				     "metric %s: a histogram cannot be a callback", f->name);
 	pthread_mutex_lock(&f->mu);
 	struct series *s = series_get(f, values);
 	if (!s) {

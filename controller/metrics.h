@@ -42,7 +42,8 @@ struct ctl_metric;
 
 #define CTL_METRICS_MAX_SERIES 2000
 
-/* Called at scrape time for a gauge series; returns its value. */
+/* Called at scrape time for a gauge or counter series; returns its value
+ * (a counter's must never go down: read a monotonic tally kept elsewhere). */
 typedef double (*ctl_gauge_fn)(void *ud);
 
 int ctl_metrics_new(struct ctl_metrics **out);
@@ -74,8 +75,9 @@ int ctl_metric_add(struct ctl_metric *f, const char *const values[], double v);
 int ctl_metric_set(struct ctl_metric *f, const char *const values[], double v);
 int ctl_metric_observe(struct ctl_metric *f, const char *const values[], double v);
 
-/* Make a gauge series a callback: fn(ud) is called at each scrape. The
- * series keeps ud until ctl_metric_remove (or ctl_metrics_free). */
+/* Make a gauge or counter series a callback: fn(ud) is called at each
+ * scrape and by ctl_metric_get, so the value is exact when read. The series
+ * keeps ud until ctl_metric_remove (or ctl_metrics_free). */
 int ctl_metric_set_func(struct ctl_metric *f, const char *const values[], ctl_gauge_fn fn,
 			void *ud);
 

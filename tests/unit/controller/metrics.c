@@ -190,6 +190,30 @@ TEST(metrics_gauge_callback_runs_at_scrape_until_removed)
 	ctl_metrics_free(m);
 }
 
+TEST(metrics_counter_callback_is_exact_when_read)
+{
+	struct ctl_metrics *m = NULL;
+	struct ctl_metric *f = NULL, *h = NULL;
+	struct ctl_buf out = CTL_BUF_INIT;
+	double relists = 0, v = -1;
+	ctl_metrics_new(&m);
+	ctl_metrics_counter(&f, m, "watch_relists_total", "Relists.", (const char *[]){"resource", NULL});
+	CHECK_INT(ctl_metric_set_func(f, (const char *[]){"pools"}, read_ud, &relists), 0);
+	/* The tally moves elsewhere; a read or a scrape sees it at once. */
+	relists = 2;
+	CHECK_INT(ctl_metric_get(&v, f, (const char *[]){"pools"}), 0);
+	CHECK(v == 2);
+	ctl_metrics_render(m, &out);
+	CHECK_STR(ctl_buf_str(&out), "# HELP watch_relists_total Relists.\n"
+				     "# TYPE watch_relists_total counter\n"
+				     "watch_relists_total{resource=\"pools\"} 2\n");
+	/* A histogram has no single value to call for. */
+	ctl_metrics_histogram(&h, m, "latency_seconds", "", NULL, NULL, 0);
+	CHECK_INT(ctl_metric_set_func(h, NULL, read_ud, &relists), CTL_EINVALID);
+	ctl_buf_dispose(&out);
+	ctl_metrics_free(m);
+}
+
 TEST(metrics_render_reports_too_big)
 {
 	struct ctl_metrics *m = NULL;
@@ -224,5 +248,5 @@ TEST(metrics_rest_client_observe_registers_client_go_names)
 TEST_MAIN(T(metrics_render_exact_text), T(metrics_escape_label_values_and_help),
 	  T(metrics_format_values_like_client_golang),
 	  T(metrics_register_again_finds_family_or_conflicts), T(metrics_updates_must_fit_the_type),
-	  T(metrics_series_are_bounded), T(metrics_gauge_callback_runs_at_scrape_until_removed),
+	  T(metrics_series_are_bounded), T(metrics_gauge_callback_runs_at_scrape_until_removed), T(metrics_counter_callback_is_exact_when_read),
 	  T(metrics_render_reports_too_big), T(metrics_rest_client_observe_registers_client_go_names))
