@@ -170,9 +170,9 @@ def test_relist_after_410_when_etcd_compacted(private_plane):
         # Compact past the change, not at it: a watch resumed from the
         # revision just before the change starts at the change's own
         # revision, which a compaction at that revision keeps (etcd drops
-        # only what is older), so an API server that serves the resumed
-        # watch from etcd while its cache warms up would deliver the change
-        # without any 410. One more write moves the compaction past it.
+        # only what is older). One more write moves the compaction past it,
+        # so the resumed watch is too old whether the API server serves it
+        # from its cache or from etcd.
         _etcd(env, "/v3/kv/put", {"key": base64.b64encode(b"/acrpool-test/compaction-marker").decode(),
                                   "value": base64.b64encode(ns.encode()).decode()})
         rev = _etcd(env, "/v3/kv/range", {"key": b64})["header"]["revision"]
