@@ -189,7 +189,10 @@ static int on_line(const char *line, size_t len, void *arg)
 	case CTL_WATCHER_APPLY:
 		if (ctl_obj_new(&obj, trim(ctl_watch_event_take(&ev))) != 0)
 			break;
-		ctl_store_apply(&old, inf->store, ctl_obj_ref(obj));
+		/* Stale: the store already has this version, or a newer one,
+		 * from the answer to our own write (ctl_informer_observe). */
+		if (!ctl_store_offer(&old, inf->store, ctl_obj_ref(obj), NULL))
+			break;
 		if (old && h->on_update)
 			h->on_update(obj->key, old, obj, h->arg);
 		else if (!old && h->on_add)
@@ -212,6 +215,25 @@ static int on_line(const char *line, size_t len, void *arg)
 	ctl_obj_unref(old);
 	ctl_watch_event_dispose(&ev);
 	return rc;
+}
+
+int ctl_informer_observe(struct ctl_informer *inf, cJSON *json, const char *base_rv)
+{
+	const struct ctl_informer_handlers *h = &inf->handlers;
+	struct ctl_obj *obj = NULL, *old = NULL;
+	if (ctl_obj_new(&obj, trim(json)) != 0)
+		return 0;
+	int in_scope = !inf->scopes[0].ns;
+	for (size_t i = 0; i < inf->n_scopes && !in_scope; i++)
+		in_scope = !strcmp(inf->scopes[i].ns, obj->namespace);
+	int applied = in_scope && ctl_store_offer(&old, inf->store, ctl_obj_ref(obj), base_rv);
+	if (applied && old && h->on_update)
+		h->on_update(obj->key, old, obj, h->arg);
+	else if (applied && !old && h->on_add)
+		h->on_add(obj->key, obj, h->arg);
+	ctl_obj_unref(obj);
+	ctl_obj_unref(old);
+	return applied;
 }
 
 static int on_data(const char *data, size_t len, void *arg)
@@ -437,6 +459,11 @@ int ctl_informer_wait_synced(struct ctl_informer *inf, long timeout_ms)
 		rc = ctl_error_set(CTL_EUNAVAIL, "NotSynced", "informer for %s has not synced", inf->resource);
 	pthread_mutex_unlock(&inf->mu);
 	return rc;
+}
+
+const struct ctl_gvr *ctl_informer_gvr(const struct ctl_informer *inf)
+{
+	return &inf->gvr;
 }
 
 struct ctl_store *ctl_informer_store(struct ctl_informer *inf)

@@ -74,6 +74,19 @@ int ctl_informer_has_synced(struct ctl_informer *inf);
  * CTL_EUNAVAIL on timeout or stop. */
 int ctl_informer_wait_synced(struct ctl_informer *inf, long timeout_ms);
 
+/* Cache the API server's answer to this process's own write (json, taken
+ * over) as if its watch event had come: the store holds it at once, so the
+ * next reconcile reads what we wrote, not the version before, and the watch
+ * event that follows with the same resourceVersion is dropped as already
+ * seen. base_rv is the version the write was made on (see
+ * ctl_store_offer: own_write). Handlers run as for a watch event. Returns 1
+ * when the store took it, 0 when it held a newer version or the object is
+ * outside the watched namespaces. */
+int ctl_informer_observe(struct ctl_informer *inf, cJSON *json, const char *base_rv);
+
+/* The resource it watches; owned by the informer. */
+const struct ctl_gvr *ctl_informer_gvr(const struct ctl_informer *inf);
+
 /* The store; owned by the informer. */
 struct ctl_store *ctl_informer_store(struct ctl_informer *inf);
 

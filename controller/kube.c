@@ -43,6 +43,8 @@ struct ctl_kube_client {
 	long timeout_ms;
 	ctl_kube_metrics_fn metrics;
 	void *metrics_arg;
+	ctl_kube_write_fn on_write;
+	void *on_write_arg;
 	pthread_key_t key;          /* this thread's struct handle */
 	pthread_mutex_t mu;         /* guards handles */
 	struct handle *handles;
@@ -165,6 +167,21 @@ void ctl_kube_client_set_metrics(struct ctl_kube_client *c, ctl_kube_metrics_fn 
 {
 	c->metrics = fn;
 	c->metrics_arg = arg;
+}
+
+void ctl_kube_client_set_write_observer(struct ctl_kube_client *c, ctl_kube_write_fn fn, void *arg)
+{
+	c->on_write = fn;
+	c->on_write_arg = arg;
+}
+
+void ctl_kube_observe_write(struct ctl_kube_client *c, const struct ctl_gvr *gvr, cJSON *answer,
+			    const char *base_rv)
+{
+	if (c->on_write && answer)
+		c->on_write(gvr, answer, base_rv, c->on_write_arg);
+	else
+		cJSON_Delete(answer);
 }
 
 void ctl_kube_client_set_limits(struct ctl_kube_client *c, size_t max_body, long timeout_ms)

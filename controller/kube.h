@@ -57,6 +57,19 @@ void ctl_kube_client_free(struct ctl_kube_client *c);
 /* Install the metrics hook (before the client is shared). */
 void ctl_kube_client_set_metrics(struct ctl_kube_client *c, ctl_kube_metrics_fn fn, void *arg);
 
+/* Who hears of the API server's answers to this process's own writes:
+ * answer (the object as written, taken over) and base_rv (the version the
+ * write was made on, or NULL). The manager points it at the informers, so
+ * their caches hold what was written at once. */
+typedef void (*ctl_kube_write_fn)(const struct ctl_gvr *gvr, cJSON *answer, const char *base_rv, void *arg);
+
+/* Install the write hook (before the client is shared). */
+void ctl_kube_client_set_write_observer(struct ctl_kube_client *c, ctl_kube_write_fn fn, void *arg);
+
+/* Hand answer (taken over) to the write hook, or free it when none is set. */
+void ctl_kube_observe_write(struct ctl_kube_client *c, const struct ctl_gvr *gvr, cJSON *answer,
+			    const char *base_rv);
+
 /* Cap on a response body (default 64 MiB) and timeout for one ordinary
  * request (default 60 s). Set before the client is shared. */
 void ctl_kube_client_set_limits(struct ctl_kube_client *c, size_t max_body, long timeout_ms);

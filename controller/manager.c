@@ -168,8 +168,27 @@ struct ctl_metrics *ctl_manager_metrics(struct ctl_manager *m)
 	return m->metrics;
 }
 
+/* The API server's answer to one of our writes goes to the informer of
+ * its resource, so the cache holds what a reconcile wrote before the next
+ * reconcile reads it (and the write's own watch event is then dropped). */
+static void on_write(const struct ctl_gvr *gvr, cJSON *answer, const char *base_rv, void *arg)
+{
+	struct ctl_manager *m = arg;
+	for (size_t i = 0; i < m->n_informers; i++) {
+		const struct ctl_gvr *g = ctl_informer_gvr(m->informers[i].inf);
+		if (!strcmp(g->group, gvr->group) && !strcmp(g->version, gvr->version) &&
+		    !strcmp(g->resource, gvr->resource)) {
+			ctl_informer_observe(m->informers[i].inf, answer, base_rv);
+			return;
+		}
+	}
+	cJSON_Delete(answer);
+}
+
 void ctl_manager_add_informer(struct ctl_manager *m, const char *name, struct ctl_informer *inf)
 {
+	if (!m->n_informers)
+		ctl_kube_client_set_write_observer(m->client, on_write, m);
 	m->informers = xrealloc(m->informers, (m->n_informers + 1) * sizeof(*m->informers));
 	struct named_informer *ni = &m->informers[m->n_informers++];
 	ni->name = xstrdup(name);

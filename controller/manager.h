@@ -46,7 +46,9 @@ struct ctl_metrics *ctl_manager_metrics(struct ctl_manager *m);
 
 /* Hand over an informer or a controller; the manager starts, stops and
  * frees them (informers after controllers). name labels the informer's
- * watch metrics (acrpool_watch_*{resource}). */
+ * watch metrics (acrpool_watch_*{resource}). The manager also takes the
+ * kube client's write hook (ctl_kube_client_set_write_observer): the
+ * answers to our own writes go into the informer of their resource. */
 void ctl_manager_add_informer(struct ctl_manager *m, const char *name, struct ctl_informer *inf);
 void ctl_manager_add_controller(struct ctl_manager *m, struct ctl_controller *c);
 

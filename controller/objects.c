@@ -57,8 +57,11 @@ static int patch_finalizers(struct ctl_kube_client *c, const struct ctl_gvr *gvr
 	cJSON *res = NULL;
 	int rc = ctl_kube_patch(&res, c, gvr, obj->namespace[0] ? obj->namespace : NULL, obj->name, NULL,
 				CTL_PATCH_MERGE, patch, NULL);
-	cJSON_Delete(res);
 	cJSON_Delete(patch);
+	if (rc == 0)
+		ctl_kube_observe_write(c, gvr, res, obj->resource_version);
+	else
+		cJSON_Delete(res);
 	return rc;
 }
 
@@ -112,8 +115,11 @@ int ctl_status_write(struct ctl_kube_client *c, const struct ctl_gvr *gvr, const
 	cJSON *res = NULL;
 	int rc = ctl_kube_patch(&res, c, gvr, obj->namespace[0] ? obj->namespace : NULL, obj->name, "status",
 				CTL_PATCH_JSON, patch, NULL);
-	cJSON_Delete(res);
 	cJSON_Delete(patch);
+	if (rc == 0)
+		ctl_kube_observe_write(c, gvr, res, obj->resource_version);
+	else
+		cJSON_Delete(res);
 	if (rc == 0 && wrote)
 		*wrote = true;
 	return rc;

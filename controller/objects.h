@@ -7,6 +7,10 @@
  * wakes every watcher, including our own informer: a reconcile that
  * writes status unconditionally re-triggers itself forever. Hence
  * ctl_status_write() compares first.
+ *
+ * The API server's answer to a successful write goes to the client's write
+ * hook (ctl_kube_observe_write) with the version the write was made on, so
+ * the cache holds the written object before the next reconcile reads it.
  */
 #ifndef CTL_OBJECTS_H
 #define CTL_OBJECTS_H

@@ -227,6 +227,50 @@ void ctl_store_apply(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *
 		ctl_obj_unref(old);
 }
 
+int ctl_rv_compare(const char *a, const char *b, int *cmp)
+{
+	size_t la = strspn(a, "0123456789"), lb = strspn(b, "0123456789");
+	if (!la || !lb || a[la] || b[lb] || a[0] == '0' || b[0] == '0')
+		return CTL_EINVALID;
+	*cmp = la != lb ? (la < lb ? -1 : 1) : strcmp(a, b);
+	return 0;
+}
+
+/* Is a known to be older than b? Versions that do not compare are not. */
+static int rv_older(const char *a, const char *b)
+{
+	int cmp;
+	return ctl_rv_compare(a, b, &cmp) == 0 && cmp < 0;
+}
+
+int ctl_store_offer(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *obj, const char *base_rv)
+{
+	pthread_rwlock_wrlock(&s->lock);
+	struct ctl_obj *cur = map_find(&s->map, obj->key);
+	/* An answer to our own write never adds an entry: the watch may have
+	 * seen the object deleted already (the answer to the write that
+	 * removed its last finalizer), and nothing would remove it again. */
+	if ((!cur && base_rv) ||
+	    (cur && (strcmp(cur->resource_version, obj->resource_version) == 0 ||
+		     rv_older(obj->resource_version, cur->resource_version)))) {
+		pthread_rwlock_unlock(&s->lock);
+		ctl_obj_unref(obj);
+		if (out)
+			*out = NULL;
+		return 0;
+	}
+	/* Set before the entry is visible: readers take the lock to find it. */
+	if (cur && base_rv && strcmp(cur->resource_version, base_rv) == 0)
+		obj->own_write = 1;
+	struct ctl_obj *old = map_put(&s->map, obj);
+	pthread_rwlock_unlock(&s->lock);
+	if (out)
+		*out = old;
+	else
+		ctl_obj_unref(old);
+	return 1;
+}
+
 int ctl_store_delete(struct ctl_obj **out, struct ctl_store *s, const char *key)
 {
 	pthread_rwlock_wrlock(&s->lock);
@@ -271,8 +315,14 @@ void ctl_store_replace(struct ctl_store_delta **out, size_t *n_out, struct ctl_s
 		for (struct entry *e = s->map.buckets[i]; e; e = e->next)
 			if (!in_scope(e->obj, ns))
 				map_put(&fresh, ctl_obj_ref(e->obj));
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		struct ctl_obj *cur = map_find(&s->map, objs[i]->key);
+		if (cur && rv_older(objs[i]->resource_version, cur->resource_version)) {
+			ctl_obj_unref(objs[i]);
+			objs[i] = ctl_obj_ref(cur);
+		}
 		ctl_obj_unref(map_put(&fresh, objs[i])); /* a duplicate key: the later one wins */
+	}
 	for (size_t i = 0; i < fresh.nbuckets; i++) {
 		for (struct entry *e = fresh.buckets[i]; e; e = e->next) {
 			if (!in_scope(e->obj, ns))

@@ -31,6 +31,8 @@ struct ctl_obj {
 	const char *resource_version; /* "" when absent */
 	long long generation;         /* metadata.generation, 0 when absent */
 	int deleting;                 /* metadata.deletionTimestamp is set */
+	int own_write;                /* the API server's answer to this process's own write
+	                               * on the version the store held (ctl_store_offer) */
 };
 
 /* Wrap json (taken over, also on failure) with one reference. Returns 0,
@@ -66,12 +68,33 @@ int ctl_store_get(struct ctl_obj **out, struct ctl_store *s, const char *key);
  * receives the reference to the object it replaced, or NULL. */
 void ctl_store_apply(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *obj);
 
+/* Compare two resourceVersions: *cmp < 0, 0 or > 0 as a is older, the
+ * same or newer. Kubernetes made them comparable for objects of one
+ * resource in 1.35 (KEP-5504): decimal integers without leading zeros, of
+ * any length. Returns 0, or CTL_EINVALID when either is not of that form
+ * (then only equality means anything). */
+int ctl_rv_compare(const char *a, const char *b, int *cmp);
+
+/* Offer obj (taking the caller's reference) for key obj->key: it replaces
+ * the entry unless the store already holds the same or a newer version,
+ * so a watch event that arrives after the object it describes was already
+ * cached (from the API server's answer to our own write) changes nothing.
+ * When base_rv is set and the entry it replaces has exactly that
+ * resourceVersion, obj is marked own_write: it differs from the cached
+ * object only by what this process wrote. Returns 1 when obj went in
+ * (*out, if not NULL, gets the replaced reference or NULL), 0 when it was
+ * stale (its reference is dropped, *out is NULL). Versions that are not
+ * comparable always go in. With base_rv set, obj never adds an entry the
+ * store does not hold (the watch may have seen it deleted already). */
+int ctl_store_offer(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *obj, const char *base_rv);
+
 /* Remove key. out (may be NULL) receives the removed object's reference.
  * Returns 0 or CTL_ENOTFOUND. */
 int ctl_store_delete(struct ctl_obj **out, struct ctl_store *s, const char *key);
 
 /* Replace every object in namespace ns (NULL: all objects) with objs[0..n),
- * taking those references, in one swap. *out gets the changes (the caller
+ * taking those references, in one swap; an entry newer than its listed
+ * version (cached from our own write after the list was taken) stays. *out gets the changes (the caller
  * frees them with ctl_store_deltas_free), *n_out their count. Marks the
  * store synced. */
 void ctl_store_replace(struct ctl_store_delta **out, size_t *n_out, struct ctl_store *s, const char *ns,

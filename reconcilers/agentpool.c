@@ -413,10 +413,18 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		goto done;
 	if (!obj->deleting && !has_finalizer) {
 		/* Nothing happens in Azure before the finalizer is in place: a
-		 * pool must never outlive its object unnoticed. The update
-		 * brings us back through the watch. */
-		rc = ctl_finalizer_add(a->kube, &gvr_agentpools, obj, ACRPOOL_FINALIZER);
-		goto done;
+		 * pool must never outlive its object unnoticed. The store holds
+		 * the API server's answer at once (the write hook), so this pass
+		 * goes on with it; if it does not (another change won the race),
+		 * the watch brings the key back. */
+		if ((rc = ctl_finalizer_add(a->kube, &gvr_agentpools, obj, ACRPOOL_FINALIZER)) != 0)
+			goto done;
+		ctl_obj_unref(p.obj);
+		p.obj = NULL;
+		if (ctl_store_get(&p.obj, ctl_informer_store(a->agentpools), key) != 0 ||
+		    !ctl_finalizer_has(p.obj, ACRPOOL_FINALIZER) || p.obj->deleting)
+			goto done;
+		obj = p.obj;
 	}
 	p.status = ctl_status_copy(obj);
 	p.w = (struct app_write){a, &gvr_agentpools, obj, p.status, &p.requeue_ns, true};
@@ -451,6 +459,11 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 	 * in a shrinking list), and releasing a finalizer on that word alone
 	 * would orphan a billed pool. */
 	if (!p.pool && status_str(p.status, "azureResourceId"))
+		fresh_needed = true;
+	/* An operation Azure reported in flight (to our own PUT, or in the
+	 * list) is followed on the pool itself: the snapshot would show it
+	 * unchanged until its next refresh. */
+	if (p.pool && in_flight(p.pool->provisioning_state))
 		fresh_needed = true;
 	if (p.snap->registry_found && fresh_needed) {
 		/* The pool's own operation is in flight (or the list missed it):
@@ -630,10 +643,27 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		}
 		azure_snapshot_note_pool(a->azure, p.conn, p.azure_name, created);
 		status_observe(&p, created);
-		if (!created->provisioning_state || !in_flight(created->provisioning_state))
-			app_json_set_str(p.status, "provisioningState", "Creating");
 		app_json_set_str(p.status, "azureResourceId", created->id ? created->id : "");
 		app_json_set_str(p.status, "lastScaleTime", app_now(now));
+		/* Nothing can wait in the queue of a pool that did not exist a
+		 * moment ago: no listQueueStatus for the first figure. */
+		app_json_set_num(p.status, "queuedRuns", 0);
+		if (created->provisioning_state && !strcasecmp(created->provisioning_state, "Succeeded")) {
+			/* Azure's answer to the PUT already says done: one status
+			 * write and one Event tell the whole story. */
+			snprintf(msg, sizeof(msg), "%s pool %s has %d instance(s) as declared", d.tier, p.azure_name,
+				 d.count);
+			app_set_state(p.status, APP_READY, "Succeeded", msg, obj->generation);
+			rc = ctl_status_write(a->kube, &gvr_agentpools, obj, p.status, NULL);
+			if (rc == 0) {
+				snprintf(msg, sizeof(msg), "%s pool %s %s with %d instance(s)", d.tier, p.azure_name,
+					 act.recreating ? "recreated" : "created", d.count);
+				app_event(&p.w, "Normal", act.recreating ? "Recreated" : "Created", "Create", msg);
+			}
+			break;
+		}
+		if (!created->provisioning_state || !in_flight(created->provisioning_state))
+			app_json_set_str(p.status, "provisioningState", "Creating");
 		p.requeue_ns = op_delay_ns(op);
 		rc = app_commit(&p.w, APP_PROGRESSING, act.recreating ? "Recreating" : "Creating", act.message, true, "Create");
 		break;
@@ -650,10 +680,14 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		}
 		azure_snapshot_note_pool(a->azure, p.conn, p.azure_name, created);
 		status_observe(&p, created);
-		if (!created->provisioning_state || !in_flight(created->provisioning_state))
-			app_json_set_str(p.status, "provisioningState", "Updating");
 		app_json_set_str(p.status, "lastScaleTime", app_now(now));
-		p.requeue_ns = op_delay_ns(op);
+		/* Azure's answer already says done: report the outcome, not
+		 * the step (one status write, one Event). */
+		bool done_now = created->provisioning_state && !strcasecmp(created->provisioning_state, "Succeeded");
+		if (!done_now && (!created->provisioning_state || !in_flight(created->provisioning_state)))
+			app_json_set_str(p.status, "provisioningState", "Updating");
+		if (!done_now)
+			p.requeue_ns = op_delay_ns(op);
 		/* Nothing we want changed since we last had Azure in sync, yet
 		 * Azure differs: someone changed it behind our back. */
 		bool drift = was_ready && observed_gen == obj->generation && prev_desired == d.count &&
@@ -670,8 +704,22 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 			snprintf(msg, sizeof(msg), "%d -> %d instance(s): %s", old_count, d.count, cp.message);
 			app_event(&p.w, "Normal", why, "Scale", msg);
 		}
-		rc = app_commit(&p.w, APP_PROGRESSING, act.reason, act.message,
-			    !drift && cp.want.source == CAPACITY_SPEC, "Scale");
+		bool spec_event = !drift && cp.want.source == CAPACITY_SPEC;
+		if (done_now) {
+			snprintf(msg, sizeof(msg), "%s pool %s has %d instance(s) as declared", d.tier, p.azure_name, d.count);
+			app_set_state(p.status, APP_READY, "Succeeded", msg, obj->generation);
+			rc = ctl_status_write(a->kube, &gvr_agentpools, obj, p.status, NULL);
+			if (rc == 0 && spec_event) {
+				bool scaled = !strcmp(act.reason, "Scaling");
+				if (scaled)
+					snprintf(msg, sizeof(msg), "scaled from %d to %d instance(s)", old_count, d.count);
+				else
+					snprintf(msg, sizeof(msg), "tags updated");
+				app_event(&p.w, "Normal", scaled ? "Scaled" : "Updated", "Scale", msg);
+			}
+			break;
+		}
+		rc = app_commit(&p.w, APP_PROGRESSING, act.reason, act.message, spec_event, "Scale");
 		break;
 	}
 	case AGENTPOOL_DELETE:

@@ -193,6 +193,8 @@ int app_azure_failure(const struct app_write *w, int rc, const char *what)
 		*w->requeue_ns = 10LL * 1000000000;
 		return app_commit(w, APP_PROGRESSING, "AzureBusy", msg, false, "Reconcile");
 	}
+	if (rc == CTL_EAUTH)
+		azure_distrust_secrets(w->a->azure); /* the fix may be in the Secret already */
 	if (rc == CTL_EAUTH || rc == CTL_ETERMINAL || rc == CTL_EINVALID) {
 		char reason[128];
 		snprintf(reason, sizeof(reason), "%s", rc == CTL_EAUTH ? "AuthenticationFailed"

@@ -30,6 +30,8 @@ struct conn_entry {
 	struct azure_conn conn;        /* first: a conn pointer is an entry pointer */
 	char *key;                     /* Registry ns/name */
 	char *fingerprint;             /* what the connection was built from */
+	char *shape;                   /* the same, short of the Secret's resourceVersion */
+	int64_t secret_read_ns;        /* when the Secret was last read; 0: read it again */
 	struct identity *id;
 	char *sub, *rg, *name;
 	int refs;                      /* the cache's own reference counts as one */
@@ -97,6 +99,7 @@ static void conn_entry_free(struct conn_entry *e)
 	identity_free(e->id);
 	free(e->key);
 	free(e->fingerprint);
+	free(e->shape);
 	free(e->sub);
 	free(e->rg);
 	free(e->name);
@@ -247,14 +250,63 @@ static int credential_options(struct azure *az, const struct ctl_obj *reg, struc
 	return 0;
 }
 
+/* For a servicePrincipal Registry, what its connection is built from
+ * short of the Secret's contents: the Secret may be trusted without a read
+ * for as long as this stays the same. NULL for the other credentials,
+ * which read nothing from the API server. */
+static char *secret_shape(const struct ctl_obj *reg)
+{
+	const char *secret = ctl_obj_string(reg, "spec.credential.servicePrincipal.secretRef.name");
+	if (!secret || ctl_obj_field(reg, "spec.credential.workloadIdentity") ||
+	    ctl_obj_field(reg, "spec.credential.managedIdentity"))
+		return NULL;
+	const char *cloud = ctl_obj_string(reg, "spec.cloud"), *sub = ctl_obj_string(reg, "spec.subscriptionId");
+	const char *rg = ctl_obj_string(reg, "spec.resourceGroup"), *name = ctl_obj_string(reg, "spec.name");
+	return xasprintf("%s|%s|%s|%s|%s", cloud ? cloud : "", secret, sub ? sub : "", rg ? rg : "", name ? name : "");
+}
+
+void azure_distrust_secrets(struct azure *az)
+{
+	pthread_mutex_lock(&az->mu);
+	for (size_t i = 0; i < az->nconns; i++)
+		az->conns[i]->secret_read_ns = 0;
+	pthread_mutex_unlock(&az->mu);
+}
+
 int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_obj *reg)
 {
 	struct identity_options io = IDENTITY_OPTIONS_INIT;
 	char *tenant = NULL, *client = NULL, *secret = NULL, *secret_rv = NULL, *fp = NULL;
+	char *shape = secret_shape(reg);
 	struct conn_entry *e = NULL;
 	int rc;
 
 	*out = NULL;
+	/* The Secret read recently is trusted: a reconcile costs no API
+	 * server request for it (the Secrets are not watched: that would
+	 * cache every Secret of every watched namespace). */
+	if (shape) {
+		int64_t now = now_ns();
+		pthread_mutex_lock(&az->mu);
+		for (size_t i = 0; i < az->nconns; i++) {
+			struct conn_entry *c = az->conns[i];
+			if (strcmp(c->key, reg->key) != 0 || !c->shape || strcmp(c->shape, shape) != 0)
+				continue;
+			if (c->secret_read_ns && now - c->secret_read_ns < az->opts.snapshot_max_age_ns) {
+				c->refs++;
+				*out = &c->conn;
+				pthread_mutex_unlock(&az->mu);
+				rc = 0;
+				goto done;
+			}
+			/* This caller reads the Secret again; the workers that
+			 * come meanwhile (a resync wakes them all at once) go on
+			 * with what was read last instead of reading it too. */
+			c->secret_read_ns = now;
+			break;
+		}
+		pthread_mutex_unlock(&az->mu);
+	}
 	if ((rc = credential_options(az, reg, &io, &tenant, &client, &secret, &secret_rv)) != 0)
 		goto done;
 	const char *sub = ctl_obj_string(reg, "spec.subscriptionId");
@@ -272,6 +324,7 @@ int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_o
 	for (size_t i = 0; i < az->nconns; i++) {
 		struct conn_entry *c = az->conns[i];
 		if (strcmp(c->key, reg->key) == 0 && strcmp(c->fingerprint, fp) == 0) {
+			c->secret_read_ns = now_ns();
 			c->refs++;
 			*out = &c->conn;
 			pthread_mutex_unlock(&az->mu);
@@ -300,6 +353,9 @@ int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_o
 	e->key = xstrdup(reg->key);
 	e->fingerprint = fp;
 	fp = NULL;
+	e->shape = shape;
+	shape = NULL;
+	e->secret_read_ns = now_ns();
 	e->sub = xstrdup(sub);
 	e->rg = xstrdup(rg);
 	e->name = xstrdup(name);
@@ -328,6 +384,7 @@ done:
 	if (e)
 		conn_entry_free(e);
 	free(fp);
+	free(shape);
 	free(tenant);
 	free(client);
 	wipe_free(secret);

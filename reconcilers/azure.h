@@ -43,11 +43,18 @@ struct azure_conn {
 
 /* The connection for a Registry object. Reads the servicePrincipal Secret
  * when there is one (its resourceVersion is part of the identity of the
- * connection, so rotating the Secret makes a new one). CTL_ETERMINAL with
+ * connection, so rotating the Secret makes a new one): when the connection
+ * is first built, then at most once per snapshot max age (so a rotation is
+ * seen within half a resync, and a reconcile costs no API server request),
+ * and at the next call after azure_distrust_secrets(). CTL_ETERMINAL with
  * reason CredentialNotFound/CredentialInvalid when the Secret is missing or
  * incomplete; the message never quotes a secret value. */
 int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_obj *registry);
 void azure_conn_put(struct azure *az, struct azure_conn *conn);
+
+/* Azure refused a credential: read every servicePrincipal Secret again at
+ * its next use, so a fixed or rotated Secret is picked up at once. */
+void azure_distrust_secrets(struct azure *az);
 
 /* What one reconcile needs of the registry's snapshot, copied out under the
  * lock: the registry, the one pool it asked about, and totals over the rest.

@@ -78,7 +78,8 @@ static void registry_update(const char *key, const struct ctl_obj *old, const st
 	/* Our own status writes on the Registry must not stir every pool:
 	 * only a spec change (generation) concerns them. */
 	struct app *a = arg;
-	ctl_queue_add(ctl_controller_queue(a->registry_ctl), key);
+	if (!obj->own_write)
+		ctl_queue_add(ctl_controller_queue(a->registry_ctl), key);
 	if (!old || old->generation != obj->generation) {
 		enqueue_pools_of_registry(a, obj);
 		enqueue_referrers(a->tasks, a->task_ctl, obj->namespace, "spec.registryRef.name", obj->name);
@@ -108,16 +109,30 @@ static bool ready_moved(const struct ctl_obj *old, const struct ctl_obj *obj)
 	return ro != rn || old->deleting != obj->deleting;
 }
 
+/* How long a Registry's vCPU figures may trail its pools' counts: every
+ * pool change within it comes to one Registry reconcile and one status
+ * write, not one per pool, during a rollout of thousands. */
+#define REGISTRY_COALESCE_NS (1000LL * 1000000)
+
+/* Enqueue the pool itself, unless the change is the answer to the pool
+ * reconciler's own write on the version it read: that pass already acted
+ * on everything the new version says (it wrote it). */
+static void enqueue_pool(struct app *a, const char *key, const struct ctl_obj *obj)
+{
+	if (!obj || !obj->own_write)
+		ctl_queue_add(ctl_controller_queue(a->agentpool_ctl), key);
+}
+
 static void pool_changed(const char *key, const struct ctl_obj *obj, void *arg)
 {
 	struct app *a = arg;
-	ctl_queue_add(ctl_controller_queue(a->agentpool_ctl), key);
+	enqueue_pool(a, key, obj);
 	if (obj)
 		enqueue_pool_users(a, obj);
 	const char *ref = obj ? ctl_obj_string(obj, "spec.registryRef.name") : NULL;
 	if (ref) {
 		char *rk = ctl_obj_key(obj->namespace, ref);
-		ctl_queue_add(ctl_controller_queue(a->registry_ctl), rk);
+		ctl_queue_add_after(ctl_controller_queue(a->registry_ctl), rk, REGISTRY_COALESCE_NS);
 		free(rk);
 	}
 }
@@ -130,13 +145,15 @@ static void pool_add(const char *key, const struct ctl_obj *obj, void *arg)
 static void pool_update(const char *key, const struct ctl_obj *old, const struct ctl_obj *obj, void *arg)
 {
 	struct app *a = arg;
-	ctl_queue_add(ctl_controller_queue(a->agentpool_ctl), key);
 	/* The Registry's vCPU figures follow the pools' counts in status. */
 	const cJSON *oc = old ? ctl_obj_field(old, "status.count") : NULL;
 	const cJSON *nc = ctl_obj_field(obj, "status.count");
-	if (!old || !cJSON_Compare(oc, nc, true))
+	if (!old || !cJSON_Compare(oc, nc, true)) {
 		pool_changed(key, obj, arg);
-	else if (ready_moved(old, obj))
+		return;
+	}
+	enqueue_pool(a, key, obj);
+	if (ready_moved(old, obj))
 		enqueue_pool_users(a, obj);
 }
 

@@ -46,6 +46,8 @@ static int azure_failure(struct app *a, const struct ctl_obj *obj, cJSON *status
 	char msg[1400];
 	snprintf(msg, sizeof(msg), "%s: %s%s%s", what, e->reason[0] ? e->reason : "", e->reason[0] ? ": " : "",
 		 e->message);
+	if (rc == CTL_EAUTH)
+		azure_distrust_secrets(a->azure); /* the fix may be in the Secret already */
 	if (rc == CTL_EAUTH || rc == CTL_ETERMINAL) {
 		const char *reason = rc == CTL_EAUTH ? "AuthenticationFailed" : (e->reason[0] == 'C' &&
 			strncmp(e->reason, "Credential", 10) == 0 ? e->reason : "AzureRequestFailed");

@@ -212,7 +212,98 @@ TEST(store_replace_keeps_the_later_duplicate)
 	ctl_store_free(s);
 }
 
+TEST(rv_compare_orders_by_number_not_text)
+{
+	int cmp = 0;
+	CHECK_INT(ctl_rv_compare("9", "10", &cmp), 0);
+	CHECK(cmp < 0);
+	CHECK_INT(ctl_rv_compare("123456789012345678901", "99", &cmp), 0); /* any length */
+	CHECK(cmp > 0);
+	CHECK_INT(ctl_rv_compare("42", "42", &cmp), 0);
+	CHECK_INT(cmp, 0);
+	CHECK_INT(ctl_rv_compare("", "1", &cmp), CTL_EINVALID);
+	CHECK_INT(ctl_rv_compare("0", "1", &cmp), CTL_EINVALID);    /* never a live version */
+	CHECK_INT(ctl_rv_compare("012", "13", &cmp), CTL_EINVALID); /* leading zero */
+	CHECK_INT(ctl_rv_compare("12a", "13", &cmp), CTL_EINVALID);
+	CHECK_INT(ctl_rv_compare("-1", "13", &cmp), CTL_EINVALID);
+}
+
+/* The answer to our own write is cached first; the watch event of the same
+ * write, and any older one still in flight, must not undo it. */
+TEST(store_offer_drops_same_and_older_versions)
+{
+	struct ctl_store *s;
+	struct ctl_obj *old = NULL, *got = NULL;
+	ctl_store_new(&s);
+	CHECK_INT(ctl_store_offer(&old, s, make("a", "x", "10"), NULL), 1);
+	CHECK(old == NULL);
+	CHECK_INT(ctl_store_offer(&old, s, make("a", "x", "12"), "10"), 1);
+	CHECK_STR(old->resource_version, "10");
+	ctl_obj_unref(old);
+	CHECK_INT(ctl_store_offer(&old, s, make("a", "x", "11"), NULL), 0); /* older: the watch lagging */
+	CHECK(old == NULL);
+	CHECK_INT(ctl_store_offer(&old, s, make("a", "x", "12"), NULL), 0); /* the same write's event */
+	CHECK_INT(ctl_store_get(&got, s, "a/x"), 0);
+	CHECK_STR(got->resource_version, "12");
+	CHECK_INT(got->own_write, 1);
+	ctl_obj_unref(got);
+	CHECK_INT(ctl_store_offer(NULL, s, make("a", "x", "13"), NULL), 1); /* someone else's change */
+	CHECK_INT(ctl_store_get(&got, s, "a/x"), 0);
+	CHECK_INT(got->own_write, 0);
+	ctl_obj_unref(got);
+	/* Versions that do not compare: newest wins, as before comparability. */
+	CHECK_INT(ctl_store_offer(NULL, s, make("a", "y", "abc"), NULL), 1);
+	CHECK_INT(ctl_store_offer(NULL, s, make("a", "y", "abb"), NULL), 1);
+	CHECK_INT(ctl_store_get(&got, s, "a/y"), 0);
+	CHECK_STR(got->resource_version, "abb");
+	ctl_obj_unref(got);
+	ctl_store_free(s);
+}
+
+/* An answer to our write on a version the store no longer holds carries
+ * changes this process did not make: it is not marked own_write, so the
+ * handlers treat it as news. */
+TEST(store_offer_marks_own_write_only_on_the_base_version)
+{
+	struct ctl_store *s;
+	struct ctl_obj *got = NULL;
+	ctl_store_new(&s);
+	/* The watch saw it deleted before our answer came: it stays gone. */
+	CHECK_INT(ctl_store_offer(NULL, s, make("a", "gone", "7"), "6"), 0);
+	CHECK_INT(ctl_store_get(&got, s, "a/gone"), CTL_ENOTFOUND);
+	ctl_store_offer(NULL, s, make("a", "x", "10"), NULL);
+	ctl_store_offer(NULL, s, make("a", "x", "11"), NULL); /* a user's edit, watched */
+	CHECK_INT(ctl_store_offer(NULL, s, make("a", "x", "12"), "10"), 1);
+	CHECK_INT(ctl_store_get(&got, s, "a/x"), 0);
+	CHECK_INT(got->own_write, 0);
+	ctl_obj_unref(got);
+	ctl_store_free(s);
+}
+
+/* A relist taken before our write landed must not bring the older version
+ * back. */
+TEST(store_replace_keeps_an_entry_newer_than_the_list)
+{
+	struct ctl_store *s;
+	struct ctl_store_delta *d;
+	struct ctl_obj *got = NULL;
+	size_t n;
+	ctl_store_new(&s);
+	ctl_store_offer(NULL, s, make("a", "x", "20"), NULL);
+	struct ctl_obj *objs[] = {make("a", "x", "19"), make("a", "y", "5")};
+	ctl_store_replace(&d, &n, s, NULL, objs, 2);
+	CHECK_INT(n, 1); /* only y is news */
+	CHECK_STR(d[0].obj->key, "a/y");
+	ctl_store_deltas_free(d, n);
+	CHECK_INT(ctl_store_get(&got, s, "a/x"), 0);
+	CHECK_STR(got->resource_version, "20");
+	ctl_obj_unref(got);
+	ctl_store_free(s);
+}
+
 TEST_MAIN(T(obj_new_reads_metadata), T(obj_new_rejects_nameless_object), T(store_get_returns_new_reference),
 	  T(store_get_missing_is_not_found), T(store_apply_replaces_and_hands_back_old),
 	  T(store_holds_many_objects), T(store_replace_reports_added_changed_and_deleted),
-	  T(store_replace_is_scoped_to_its_namespace), T(store_replace_keeps_the_later_duplicate))
+	  T(store_replace_is_scoped_to_its_namespace), T(store_replace_keeps_the_later_duplicate),
+	  T(rv_compare_orders_by_number_not_text), T(store_offer_drops_same_and_older_versions),
+	  T(store_offer_marks_own_write_only_on_the_base_version), T(store_replace_keeps_an_entry_newer_than_the_list))

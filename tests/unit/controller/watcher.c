@@ -503,6 +503,56 @@ TEST(informer_caches_objects_without_managed_fields_or_last_applied)
 #undef FAT
 }
 
+/* The answer to our own write is cached at once and marked own_write; the
+ * watch event of that write, when it comes, calls no handler. */
+TEST(informer_caches_our_own_write_and_drops_its_watch_event)
+{
+	struct canned_server s;
+	struct seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER, .added = PTHREAD_COND_INITIALIZER};
+	struct ctl_informer *inf;
+	canned_start(&s);
+	canned_reply(&s, 0, 200, NULL,
+		     "{\"kind\":\"ThingList\",\"metadata\":{\"resourceVersion\":\"5\"},\"items\":[" THING("a", "5") "]}");
+	canned_stream(&s, NULL, 200, CANNED_HOLD, EVENT("BOOKMARK", "{\"metadata\":{\"resourceVersion\":\"5\"}}"),
+		      EVENT("MODIFIED", THING("a", "7")) EVENT("ADDED", THING("b", "9")), NULL);
+	struct ctl_kube_client *c = client_for(&s);
+	const char *const namespaces[] = {"ns", NULL};
+	struct ctl_informer_opts opts = {.gvr = {"example.com", "v1", "things"}, .namespaces = namespaces};
+	struct ctl_informer_handlers h = {seen_add, seen_update, seen_delete, &seen};
+	CHECK_INT(ctl_informer_new(&inf, c, &opts, &h), 0);
+	CHECK_INT(ctl_informer_start(inf), 0);
+	CHECK_INT(ctl_informer_wait_synced(inf, 5000), 0);
+	CHECK(seen_wait_adds(&seen, 1));
+
+	/* A status write made on version 5 answered with version 7. */
+	CHECK_INT(ctl_informer_observe(inf, cJSON_Parse(THING("a", "7")), "5"), 1);
+	struct ctl_obj *o;
+	CHECK_INT(ctl_store_get(&o, ctl_informer_store(inf), "ns/a"), 0);
+	CHECK_STR(o->resource_version, "7");
+	CHECK_INT(o->own_write, 1);
+	ctl_obj_unref(o);
+	pthread_mutex_lock(&seen.mu);
+	CHECK_INT(seen.updates, 1);
+	pthread_mutex_unlock(&seen.mu);
+
+	/* Now the watch delivers version 7 (already cached), then b. */
+	canned_release(&s);
+	CHECK(seen_wait_adds(&seen, 2));
+	pthread_mutex_lock(&seen.mu);
+	CHECK_INT(seen.updates, 1);
+	pthread_mutex_unlock(&seen.mu);
+	/* An answer for an object the store does not hold is not cached. */
+	CHECK_INT(ctl_informer_observe(inf, cJSON_Parse(THING("gone", "10")), "8"), 0);
+	CHECK_INT(ctl_store_get(&o, ctl_informer_store(inf), "ns/gone"), CTL_ENOTFOUND);
+	/* Nor one outside the watched namespaces. */
+	CHECK_INT(ctl_informer_observe(inf, cJSON_Parse("{\"metadata\":{\"namespace\":\"other\",\"name\":\"a\","
+							 "\"resourceVersion\":\"11\"}}"), NULL), 0);
+
+	ctl_informer_free(inf);
+	ctl_kube_client_free(c);
+	canned_stop(&s);
+}
+
 TEST(informer_with_two_namespaces_syncs_both)
 {
 	static const char empty[] = "{\"kind\":\"ThingList\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}";
@@ -618,7 +668,7 @@ TEST(kube_watch_http_410_is_gone)
 	canned_stop(&s);
 }
 
-TEST_MAIN(T(watcher_lists_then_watches_from_the_list_version), T(watcher_follows_continue_pages),
+TEST_MAIN(T(watcher_lists_then_watches_from_the_list_version), T(informer_caches_our_own_write_and_drops_its_watch_event), T(watcher_follows_continue_pages),
 	  T(watcher_expired_continue_token_restarts_the_list), T(watcher_bookmark_advances_the_resume_point),
 	  T(watcher_resumes_at_once_after_a_normal_end), T(watcher_empty_stream_end_backs_off),
 	  T(watcher_error_410_event_relists), T(watcher_http_410_relists),
