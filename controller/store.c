@@ -2,37 +2,25 @@
  * store.c: refcounted objects and the keyed cache. See store.h.
  *
  * The map is a chained hash table (FNV-1a over the key, power-of-two
- * buckets, doubled when the load passes 1). Readers take the rwlock shared
- * only long enough to bump a refcount; the store owns one reference per
- * entry. A relist builds a whole new table under the write lock and swaps
- * it in, so a reader sees either the old world or the new one.
+ * buckets, doubled when the load passes 1) of records: an object's compact
+ * JSON text with its key, resourceVersion and the values of the index
+ * fields beside it. A record is a fifth of the object as a cJSON tree
+ * (40-odd nodes of 64 bytes, each with its own malloc for key and value);
+ * a read parses a private copy, which costs microseconds a reconcile never
+ * notices. Readers hold the rwlock shared while they parse; a relist builds
+ * a whole new table under the write lock and swaps it in, so a reader sees
+ * either the old world or the new one.
  */
 #include "store.h"
 
 #include "error.h"
+#include "objects.h"
 #include "xalloc.h"
 
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct entry {
-	struct ctl_obj *obj; /* the key is obj->key */
-	struct entry *next;
-};
-
-struct map {
-	struct entry **buckets;
-	size_t nbuckets; /* a power of two */
-	size_t len;
-};
-
-struct ctl_store {
-	pthread_rwlock_t lock;
-	struct map map;
-	int synced;
-};
 
 /* --- objects ------------------------------------------------------------- */
 
@@ -85,6 +73,80 @@ void ctl_obj_unref(struct ctl_obj *o)
 	free(o);
 }
 
+/* --- records ------------------------------------------------------------ */
+
+#define MAX_INDEXES 4
+
+struct rec {
+	char *text;                 /* the object, compact JSON */
+	char *key;                  /* "ns/name" or "name" */
+	char *rv;
+	size_t ns_len;              /* the namespace is key[0..ns_len) */
+	int own_write;
+	char *fields[MAX_INDEXES];  /* the index fields' values, NULL when absent */
+};
+
+struct entry {
+	struct rec *rec;
+	struct entry *next;
+};
+
+struct map {
+	struct entry **buckets;
+	size_t nbuckets; /* a power of two */
+	size_t len;
+};
+
+struct ctl_store {
+	pthread_rwlock_t lock;
+	struct map map;
+	int synced;
+	char *index_paths[MAX_INDEXES];
+	int nindexes;
+};
+
+/* A record of obj (its reference is the caller's still). */
+static struct rec *rec_new(const struct ctl_store *s, const struct ctl_obj *obj)
+{
+	struct rec *r = xcalloc(1, sizeof(*r));
+	char *text = cJSON_PrintUnformatted(obj->json);
+	if (!text)
+		xalloc_die();
+	r->text = xstrdup(text); /* out of cJSON's allocator and into ours */
+	cJSON_free(text);
+	r->key = xstrdup(obj->key);
+	r->rv = xstrdup(obj->resource_version);
+	r->ns_len = strlen(obj->namespace);
+	r->own_write = obj->own_write;
+	for (int i = 0; i < s->nindexes; i++) {
+		const cJSON *v = ctl_obj_field(obj, s->index_paths[i]);
+		r->fields[i] = cJSON_IsString(v) ? xstrdup(v->valuestring) : NULL;
+	}
+	return r;
+}
+
+static void rec_free(struct rec *r)
+{
+	if (!r)
+		return;
+	free(r->text);
+	free(r->key);
+	free(r->rv);
+	for (int i = 0; i < MAX_INDEXES; i++)
+		free(r->fields[i]);
+	free(r);
+}
+
+/* A private parsed copy of the record, with one reference. */
+static struct ctl_obj *rec_view(const struct rec *r)
+{
+	struct ctl_obj *o = NULL;
+	if (ctl_obj_new(&o, cJSON_Parse(r->text)) != 0)
+		xalloc_die(); /* we printed it: only memory can fail */
+	o->own_write = r->own_write;
+	return o;
+}
+
 /* --- the map ------------------------------------------------------------- */
 
 static uint64_t hash_key(const char *s)
@@ -107,13 +169,13 @@ static void map_init(struct map *m, size_t hint)
 	m->len = 0;
 }
 
-/* Free the table and drop its references. */
+/* Free the table and the records it still holds. */
 static void map_dispose(struct map *m)
 {
 	for (size_t i = 0; i < m->nbuckets; i++) {
 		for (struct entry *e = m->buckets[i], *next; e; e = next) {
 			next = e->next;
-			ctl_obj_unref(e->obj);
+			rec_free(e->rec);
 			free(e);
 		}
 	}
@@ -125,15 +187,14 @@ static void map_dispose(struct map *m)
 static struct entry **map_slot(const struct map *m, const char *key)
 {
 	struct entry **pe = &m->buckets[hash_key(key) & (m->nbuckets - 1)];
-	while (*pe && strcmp((*pe)->obj->key, key) != 0)
+	while (*pe && strcmp((*pe)->rec->key, key) != 0)
 		pe = &(*pe)->next;
 	return pe;
 }
 
-static struct ctl_obj *map_find(const struct map *m, const char *key)
+static struct entry *map_find(const struct map *m, const char *key)
 {
-	struct entry *e = *map_slot(m, key);
-	return e ? e->obj : NULL;
+	return *map_slot(m, key);
 }
 
 static void map_grow(struct map *m)
@@ -143,7 +204,7 @@ static void map_grow(struct map *m)
 	for (size_t i = 0; i < m->nbuckets; i++) {
 		for (struct entry *e = m->buckets[i], *next; e; e = next) {
 			next = e->next;
-			struct entry **head = &bigger.buckets[hash_key(e->obj->key) & (bigger.nbuckets - 1)];
+			struct entry **head = &bigger.buckets[hash_key(e->rec->key) & (bigger.nbuckets - 1)];
 			e->next = *head;
 			*head = e;
 		}
@@ -153,17 +214,17 @@ static void map_grow(struct map *m)
 	*m = bigger;
 }
 
-/* Put obj (taking its reference); returns the reference it replaced. */
-static struct ctl_obj *map_put(struct map *m, struct ctl_obj *obj)
+/* Put r (taking it); returns the record it replaced, or NULL. */
+static struct rec *map_put(struct map *m, struct rec *r)
 {
-	struct entry **pe = map_slot(m, obj->key);
+	struct entry **pe = map_slot(m, r->key);
 	if (*pe) {
-		struct ctl_obj *old = (*pe)->obj;
-		(*pe)->obj = obj;
+		struct rec *old = (*pe)->rec;
+		(*pe)->rec = r;
 		return old;
 	}
 	struct entry *e = xmalloc(sizeof(*e));
-	e->obj = obj;
+	e->rec = r;
 	e->next = NULL;
 	*pe = e;
 	if (++m->len > m->nbuckets)
@@ -171,18 +232,18 @@ static struct ctl_obj *map_put(struct map *m, struct ctl_obj *obj)
 	return NULL;
 }
 
-/* Remove key; returns the reference the map held, or NULL. */
-static struct ctl_obj *map_remove(struct map *m, const char *key)
+/* Remove key; returns the record the map held, or NULL. */
+static struct rec *map_remove(struct map *m, const char *key)
 {
 	struct entry **pe = map_slot(m, key);
 	struct entry *e = *pe;
 	if (!e)
 		return NULL;
-	struct ctl_obj *obj = e->obj;
+	struct rec *r = e->rec;
 	*pe = e->next;
 	free(e);
 	m->len--;
-	return obj;
+	return r;
 }
 
 /* --- the store ----------------------------------------------------------- */
@@ -201,30 +262,54 @@ void ctl_store_free(struct ctl_store *s)
 	if (!s)
 		return;
 	map_dispose(&s->map);
+	for (int i = 0; i < s->nindexes; i++)
+		free(s->index_paths[i]);
 	pthread_rwlock_destroy(&s->lock);
 	free(s);
+}
+
+int ctl_store_add_index(struct ctl_store *s, const char *path)
+{
+	pthread_rwlock_wrlock(&s->lock);
+	int idx = -1;
+	for (int i = 0; i < s->nindexes; i++)
+		if (!strcmp(s->index_paths[i], path))
+			idx = i;
+	if (idx < 0 && s->nindexes < MAX_INDEXES && s->map.len == 0) {
+		idx = s->nindexes++;
+		s->index_paths[idx] = xstrdup(path);
+	}
+	pthread_rwlock_unlock(&s->lock);
+	return idx < 0 ? ctl_error_set(CTL_EINVALID, "TooManyIndexes",
+				       "index %s: at most %d, added before any object", path, MAX_INDEXES) : idx;
 }
 
 int ctl_store_get(struct ctl_obj **out, struct ctl_store *s, const char *key)
 {
 	pthread_rwlock_rdlock(&s->lock);
-	struct ctl_obj *o = map_find(&s->map, key);
-	if (o)
-		ctl_obj_ref(o);
+	struct entry *e = map_find(&s->map, key);
+	struct ctl_obj *o = e ? rec_view(e->rec) : NULL;
 	pthread_rwlock_unlock(&s->lock);
 	*out = o;
 	return o ? 0 : CTL_ENOTFOUND;
 }
 
+/* Hand back a replaced record as an object (or drop it). */
+static void give_old(struct ctl_obj **out, struct rec *old)
+{
+	if (out)
+		*out = old ? rec_view(old) : NULL;
+	rec_free(old);
+}
+
 void ctl_store_apply(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *obj)
 {
+	struct rec *r = rec_new(s, obj);
+	ctl_obj_unref(obj);
 	pthread_rwlock_wrlock(&s->lock);
-	struct ctl_obj *old = map_put(&s->map, obj);
+	struct rec *old = map_put(&s->map, r);
 	pthread_rwlock_unlock(&s->lock);
-	if (out)
-		*out = old;
-	else
-		ctl_obj_unref(old);
+	give_old(out, old);
 }
 
 int ctl_rv_compare(const char *a, const char *b, int *cmp)
@@ -245,47 +330,43 @@ static int rv_older(const char *a, const char *b)
 
 int ctl_store_offer(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *obj, const char *base_rv)
 {
+	if (out)
+		*out = NULL;
 	pthread_rwlock_wrlock(&s->lock);
-	struct ctl_obj *cur = map_find(&s->map, obj->key);
+	struct entry *cur = map_find(&s->map, obj->key);
 	/* An answer to our own write never adds an entry: the watch may have
 	 * seen the object deleted already (the answer to the write that
 	 * removed its last finalizer), and nothing would remove it again. */
 	if ((!cur && base_rv) ||
-	    (cur && (strcmp(cur->resource_version, obj->resource_version) == 0 ||
-		     rv_older(obj->resource_version, cur->resource_version)))) {
+	    (cur && (strcmp(cur->rec->rv, obj->resource_version) == 0 ||
+		     rv_older(obj->resource_version, cur->rec->rv)))) {
 		pthread_rwlock_unlock(&s->lock);
 		ctl_obj_unref(obj);
-		if (out)
-			*out = NULL;
 		return 0;
 	}
-	/* Set before the entry is visible: readers take the lock to find it. */
-	if (cur && base_rv && strcmp(cur->resource_version, base_rv) == 0)
+	/* The caller still holds obj (it hands it to the handlers). */
+	if (cur && base_rv && strcmp(cur->rec->rv, base_rv) == 0)
 		obj->own_write = 1;
-	struct ctl_obj *old = map_put(&s->map, obj);
+	struct rec *old = map_put(&s->map, rec_new(s, obj));
 	pthread_rwlock_unlock(&s->lock);
-	if (out)
-		*out = old;
-	else
-		ctl_obj_unref(old);
+	ctl_obj_unref(obj);
+	give_old(out, old);
 	return 1;
 }
 
 int ctl_store_delete(struct ctl_obj **out, struct ctl_store *s, const char *key)
 {
 	pthread_rwlock_wrlock(&s->lock);
-	struct ctl_obj *old = map_remove(&s->map, key);
+	struct rec *old = map_remove(&s->map, key);
 	pthread_rwlock_unlock(&s->lock);
-	if (out)
-		*out = old;
-	else
-		ctl_obj_unref(old);
-	return old ? 0 : CTL_ENOTFOUND;
+	int found = old != NULL;
+	give_old(out, old);
+	return found ? 0 : CTL_ENOTFOUND;
 }
 
-static int in_scope(const struct ctl_obj *o, const char *ns)
+static int rec_in_scope(const struct rec *r, const char *ns)
 {
-	return !ns || strcmp(o->namespace, ns) == 0;
+	return !ns || (strlen(ns) == r->ns_len && strncmp(r->key, ns, r->ns_len) == 0);
 }
 
 static void delta_push(struct ctl_store_delta **d, size_t *n, size_t *cap, struct ctl_obj *old,
@@ -295,8 +376,8 @@ static void delta_push(struct ctl_store_delta **d, size_t *n, size_t *cap, struc
 		*cap = *cap ? *cap * 2 : 16;
 		*d = xrealloc(*d, *cap * sizeof(**d));
 	}
-	(*d)[*n].old = old ? ctl_obj_ref(old) : NULL;
-	(*d)[*n].obj = obj ? ctl_obj_ref(obj) : NULL;
+	(*d)[*n].old = old;
+	(*d)[*n].obj = obj;
 	(*n)++;
 }
 
@@ -309,33 +390,47 @@ void ctl_store_replace(struct ctl_store_delta **out, size_t *n_out, struct ctl_s
 
 	pthread_rwlock_wrlock(&s->lock);
 	/* Everything else has to be read under the same write lock: another
-	 * namespace's watch thread may be applying to the entries we copy. */
+	 * namespace's watch thread may be applying to the entries we move. */
 	map_init(&fresh, s->map.len + n);
 	for (size_t i = 0; i < s->map.nbuckets; i++)
 		for (struct entry *e = s->map.buckets[i]; e; e = e->next)
-			if (!in_scope(e->obj, ns))
-				map_put(&fresh, ctl_obj_ref(e->obj));
+			if (!rec_in_scope(e->rec, ns)) {
+				map_put(&fresh, e->rec);
+				e->rec = NULL; /* moved */
+			}
 	for (size_t i = 0; i < n; i++) {
-		struct ctl_obj *cur = map_find(&s->map, objs[i]->key);
-		if (cur && rv_older(objs[i]->resource_version, cur->resource_version)) {
-			ctl_obj_unref(objs[i]);
-			objs[i] = ctl_obj_ref(cur);
+		struct entry *cur = map_find(&s->map, objs[i]->key);
+		struct rec *r;
+		if (cur && cur->rec && rv_older(objs[i]->resource_version, cur->rec->rv)) {
+			/* Newer than the list (our own write landed after it). */
+			r = cur->rec;
+			cur->rec = NULL;
+		} else {
+			r = rec_new(s, objs[i]);
+			if (!cur || !cur->rec || strcmp(cur->rec->rv, r->rv) != 0)
+				delta_push(&d, &nd, &cap, cur && cur->rec ? rec_view(cur->rec) : NULL,
+					   ctl_obj_ref(objs[i]));
 		}
-		ctl_obj_unref(map_put(&fresh, objs[i])); /* a duplicate key: the later one wins */
-	}
-	for (size_t i = 0; i < fresh.nbuckets; i++) {
-		for (struct entry *e = fresh.buckets[i]; e; e = e->next) {
-			if (!in_scope(e->obj, ns))
-				continue;
-			struct ctl_obj *old = map_find(&s->map, e->obj->key);
-			if (!old || strcmp(old->resource_version, e->obj->resource_version) != 0)
-				delta_push(&d, &nd, &cap, old, e->obj);
+		struct rec *dup = map_put(&fresh, r);
+		if (dup) {
+			/* A duplicate key in the list: the later one wins; the
+			 * delta of the earlier one goes. */
+			for (size_t k = 0; k < nd; k++)
+				if (d[k].obj && !strcmp(d[k].obj->key, dup->key) &&
+				    strcmp(d[k].obj->resource_version, r->rv) != 0) {
+					ctl_obj_unref(d[k].obj);
+					ctl_obj_unref(d[k].old);
+					d[k] = d[--nd];
+					break;
+				}
+			rec_free(dup);
 		}
+		ctl_obj_unref(objs[i]);
 	}
 	for (size_t i = 0; i < s->map.nbuckets; i++)
 		for (struct entry *e = s->map.buckets[i]; e; e = e->next)
-			if (in_scope(e->obj, ns) && !map_find(&fresh, e->obj->key))
-				delta_push(&d, &nd, &cap, e->obj, NULL);
+			if (e->rec && rec_in_scope(e->rec, ns) && !map_find(&fresh, e->rec->key))
+				delta_push(&d, &nd, &cap, rec_view(e->rec), NULL);
 	stale = s->map;
 	s->map = fresh;
 	s->synced = 1;
@@ -362,10 +457,53 @@ void ctl_store_list(struct ctl_obj ***out, size_t *n_out, struct ctl_store *s)
 	size_t k = 0;
 	for (size_t i = 0; i < s->map.nbuckets; i++)
 		for (struct entry *e = s->map.buckets[i]; e; e = e->next)
-			v[k++] = ctl_obj_ref(e->obj);
+			v[k++] = rec_view(e->rec);
 	pthread_rwlock_unlock(&s->lock);
 	*out = v;
 	*n_out = k;
+}
+
+/* The keys of the records match() accepts, copied under the read lock so
+ * that the caller's callbacks run with no lock held. */
+static void collect_keys(char ***out, size_t *n_out, struct ctl_store *s, int idx, const char *ns,
+			 const char *value)
+{
+	pthread_rwlock_rdlock(&s->lock);
+	char **v = xcalloc(s->map.len + 1, sizeof(*v));
+	size_t k = 0;
+	for (size_t i = 0; i < s->map.nbuckets; i++)
+		for (struct entry *e = s->map.buckets[i]; e; e = e->next) {
+			const struct rec *r = e->rec;
+			if (idx >= 0 && (!r->fields[idx] || strcmp(r->fields[idx], value) != 0 || !rec_in_scope(r, ns)))
+				continue;
+			v[k++] = xstrdup(r->key);
+		}
+	pthread_rwlock_unlock(&s->lock);
+	*out = v;
+	*n_out = k;
+}
+
+void ctl_store_keys(char ***out, size_t *n_out, struct ctl_store *s)
+{
+	collect_keys(out, n_out, s, -1, NULL, NULL);
+}
+
+void ctl_store_find_keys(char ***out, size_t *n_out, struct ctl_store *s, int index, const char *ns,
+			 const char *value)
+{
+	if (index < 0 || index >= s->nindexes) {
+		*out = xcalloc(1, sizeof(**out));
+		*n_out = 0;
+		return;
+	}
+	collect_keys(out, n_out, s, index, ns ? ns : "", value);
+}
+
+void ctl_store_keys_free(char **keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
 }
 
 void ctl_store_list_free(struct ctl_obj **objs, size_t n)

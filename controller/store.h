@@ -1,10 +1,14 @@
 /*
  * store.h: the informer's cache of one resource type.
  *
- * Objects are immutable and refcounted (kube-rs keeps Arc<K>): the store
- * holds one reference, ctl_store_get() hands out another, and a reconcile
- * works on its reference without holding any lock while the watch thread
- * replaces the entry. Keys are "namespace/name", or "name" for
+ * Objects are immutable and refcounted. The store keeps each one as its
+ * compact JSON text (a fifth of its size as a tree of cJSON nodes; see
+ * store.c), and every read (ctl_store_get, ctl_store_list, a replaced
+ * object handed back) parses a private copy with one reference, so a
+ * reconcile works on its own object without any lock while the watch
+ * thread replaces the entry. What handlers and resyncs look up across
+ * every object (keys, a reference field) is kept beside the text, so a
+ * scan parses nothing. Keys are "namespace/name", or "name" for
  * cluster-scoped objects (client-go's MetaNamespaceKeyFunc), so the same
  * string goes into the work queue.
  *
@@ -101,8 +105,21 @@ void ctl_store_replace(struct ctl_store_delta **out, size_t *n_out, struct ctl_s
 		       struct ctl_obj **objs, size_t n);
 void ctl_store_deltas_free(struct ctl_store_delta *d, size_t n);
 
-/* A snapshot: new references to every object. Free with
- * ctl_store_list_free. */
+/* Keep the string at dotted path (say "spec.registryRef.name") of every
+ * object beside it, for ctl_store_find_keys. Before the first object goes
+ * in; at most 4 per store. Returns the index's number, or CTL_EINVALID. */
+int ctl_store_add_index(struct ctl_store *s, const char *path);
+
+/* The keys of every object (ctl_store_keys), or of the objects of
+ * namespace ns whose index field equals value (ctl_store_find_keys; "" for
+ * cluster-scoped). No object is parsed. Free with ctl_store_keys_free. */
+void ctl_store_keys(char ***out, size_t *n_out, struct ctl_store *s);
+void ctl_store_find_keys(char ***out, size_t *n_out, struct ctl_store *s, int index, const char *ns,
+			 const char *value);
+void ctl_store_keys_free(char **keys, size_t n);
+
+/* A snapshot: a parsed copy of every object. It parses them all: for rare
+ * paths; handlers and resyncs use the keys. Free with ctl_store_list_free. */
 void ctl_store_list(struct ctl_obj ***out, size_t *n_out, struct ctl_store *s);
 void ctl_store_list_free(struct ctl_obj **objs, size_t n);
 

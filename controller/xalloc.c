@@ -8,10 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void oom(size_t n)
+__attribute__((noreturn)) static void oom(size_t n)
 {
 	fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"out of memory\",\"bytes\":%zu}\n", n);
 	abort();
+}
+
+void xalloc_die(void)
+{
+	oom(0);
 }
 
 void *xmalloc(size_t n)

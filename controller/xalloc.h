@@ -13,6 +13,9 @@
 #include <stddef.h>
 
 void *xmalloc(size_t n);
+/* Abort as an allocation failure does: for a library call (cJSON) that can
+ * only fail when memory is exhausted. */
+__attribute__((noreturn)) void xalloc_die(void);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);            /* xstrdup(NULL) returns NULL */

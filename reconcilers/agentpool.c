@@ -755,15 +755,3 @@ done:
 	pass_dispose(&p);
 	return rc;
 }
-
-int app_list_keys_agentpools(void *ctx, ctl_key_fn each, void *ud)
-{
-	struct app *a = ctx;
-	struct ctl_obj **objs;
-	size_t n;
-	ctl_store_list(&objs, &n, ctl_informer_store(a->agentpools));
-	for (size_t i = 0; i < n; i++)
-		each(objs[i]->key, ud);
-	ctl_store_list_free(objs, n);
-	return 0;
-}

@@ -213,3 +213,35 @@ int app_azure_failure(const struct app_write *w, int rc, const char *what)
 	ctl_error_set(code, reason, "%s", msg);
 	return code;
 }
+
+/* A resync: every key of the informer's store, parsing no object. */
+static int list_keys(struct ctl_informer *inf, ctl_key_fn each, void *ud)
+{
+	char **keys;
+	size_t n;
+	ctl_store_keys(&keys, &n, ctl_informer_store(inf));
+	for (size_t i = 0; i < n; i++)
+		each(keys[i], ud);
+	ctl_store_keys_free(keys, n);
+	return 0;
+}
+
+int app_list_keys_registries(void *ctx, ctl_key_fn each, void *ud)
+{
+	return list_keys(((struct app *)ctx)->registries, each, ud);
+}
+
+int app_list_keys_agentpools(void *ctx, ctl_key_fn each, void *ud)
+{
+	return list_keys(((struct app *)ctx)->agentpools, each, ud);
+}
+
+int app_list_keys_tasks(void *ctx, ctl_key_fn each, void *ud)
+{
+	return list_keys(((struct app *)ctx)->tasks, each, ud);
+}
+
+int app_list_keys_taskruns(void *ctx, ctl_key_fn each, void *ud)
+{
+	return list_keys(((struct app *)ctx)->taskruns, each, ud);
+}

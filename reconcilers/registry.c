@@ -136,15 +136,3 @@ done:
 	ctl_obj_unref(obj);
 	return rc;
 }
-
-int app_list_keys_registries(void *ctx, ctl_key_fn each, void *ud)
-{
-	struct app *a = ctx;
-	struct ctl_obj **objs;
-	size_t n;
-	ctl_store_list(&objs, &n, ctl_informer_store(a->registries));
-	for (size_t i = 0; i < n; i++)
-		each(objs[i]->key, ud);
-	ctl_store_list_free(objs, n);
-	return 0;
-}

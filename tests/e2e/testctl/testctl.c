@@ -88,12 +88,12 @@ done:
 static int list_keys(void *ctx, ctl_key_fn each, void *ud)
 {
 	struct app *a = ctx;
-	struct ctl_obj **objs;
+	char **keys;
 	size_t n;
-	ctl_store_list(&objs, &n, ctl_informer_store(a->informer));
+	ctl_store_keys(&keys, &n, ctl_informer_store(a->informer));
 	for (size_t i = 0; i < n; i++)
-		each(objs[i]->key, ud);
-	ctl_store_list_free(objs, n);
+		each(keys[i], ud);
+	ctl_store_keys_free(keys, n);
 	return 0;
 }
 

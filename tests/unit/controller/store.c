@@ -60,21 +60,24 @@ TEST(obj_new_rejects_nameless_object)
 	CHECK_INT(ctl_obj_new(&o, NULL), CTL_EINVALID);
 }
 
-TEST(store_get_returns_new_reference)
+TEST(store_get_returns_a_private_copy_that_outlives_the_store)
 {
 	struct ctl_store *s;
-	struct ctl_obj *got = NULL;
+	struct ctl_obj *got = NULL, *again = NULL;
 	ctl_store_new(&s);
 	struct ctl_obj *o = make("ns1", "a", "1");
 	ctl_store_apply(NULL, s, ctl_obj_ref(o));
-	CHECK_INT(atomic_load(&o->refs), 2);
+	CHECK_INT(atomic_load(&o->refs), 1); /* the store keeps the text, not the object */
 	CHECK_INT(ctl_store_get(&got, s, "ns1/a"), 0);
-	CHECK(got == o);
-	CHECK_INT(atomic_load(&o->refs), 3);
-	/* The reader's reference outlives the store. */
+	CHECK(got != o && cJSON_Compare(got->json, o->json, 1));
+	CHECK_INT(atomic_load(&got->refs), 1);
+	CHECK_INT(ctl_store_get(&again, s, "ns1/a"), 0);
+	CHECK(again != got); /* each reader its own */
+	ctl_obj_unref(again);
+	/* The reader's copy outlives the store. */
 	ctl_store_free(s);
-	CHECK_INT(atomic_load(&o->refs), 2);
 	CHECK_STR(got->name, "a");
+	CHECK_INT(got->generation, 3);
 	ctl_obj_unref(got);
 	ctl_obj_unref(o);
 }
@@ -301,9 +304,66 @@ TEST(store_replace_keeps_an_entry_newer_than_the_list)
 	ctl_store_free(s);
 }
 
-TEST_MAIN(T(obj_new_reads_metadata), T(obj_new_rejects_nameless_object), T(store_get_returns_new_reference),
+static struct ctl_obj *make_ref(const char *ns, const char *name, const char *registry)
+{
+	char *text = registry ? xasprintf("{\"metadata\":{\"namespace\":\"%s\",\"name\":\"%s\",\"resourceVersion\":\"1\"},"
+					  "\"spec\":{\"registryRef\":{\"name\":\"%s\"}}}", ns, name, registry)
+			      : xasprintf("{\"metadata\":{\"namespace\":\"%s\",\"name\":\"%s\",\"resourceVersion\":\"1\"}}",
+					  ns, name);
+	struct ctl_obj *o = NULL;
+	CHECK_INT(ctl_obj_new(&o, cJSON_Parse(text)), 0);
+	free(text);
+	return o;
+}
+
+static int has_key(char **keys, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(keys[i], key))
+			return 1;
+	return 0;
+}
+
+/* Handlers follow references (the pools of a registry) without parsing
+ * every cached object: the field is kept beside each one. */
+TEST(store_finds_keys_by_an_indexed_field_in_one_namespace)
+{
+	struct ctl_store *s;
+	char **keys;
+	size_t n;
+	ctl_store_new(&s);
+	int ix = ctl_store_add_index(s, "spec.registryRef.name");
+	CHECK(ix >= 0);
+	CHECK_INT(ctl_store_add_index(s, "spec.registryRef.name"), ix); /* the same path, the same index */
+	ctl_store_apply(NULL, s, make_ref("ns1", "p1", "reg"));
+	ctl_store_apply(NULL, s, make_ref("ns1", "p2", "other"));
+	ctl_store_apply(NULL, s, make_ref("ns2", "p3", "reg"));
+	ctl_store_apply(NULL, s, make_ref("ns1", "p4", NULL));
+	ctl_store_find_keys(&keys, &n, s, ix, "ns1", "reg");
+	CHECK_INT(n, 1);
+	CHECK_STR(keys[0], "ns1/p1");
+	ctl_store_keys_free(keys, n);
+	/* A changed reference moves with the object. */
+	ctl_store_apply(NULL, s, make_ref("ns1", "p2", "reg"));
+	ctl_store_find_keys(&keys, &n, s, ix, "ns1", "reg");
+	CHECK_INT(n, 2);
+	CHECK(has_key(keys, n, "ns1/p1") && has_key(keys, n, "ns1/p2"));
+	ctl_store_keys_free(keys, n);
+	ctl_store_keys(&keys, &n, s);
+	CHECK_INT(n, 4);
+	ctl_store_keys_free(keys, n);
+	/* Indexes come before objects. */
+	CHECK_INT(ctl_store_add_index(s, "spec.other"), CTL_EINVALID);
+	ctl_store_find_keys(&keys, &n, s, 3, "ns1", "reg"); /* no such index */
+	CHECK_INT(n, 0);
+	ctl_store_keys_free(keys, n);
+	ctl_store_free(s);
+}
+
+TEST_MAIN(T(obj_new_reads_metadata), T(obj_new_rejects_nameless_object), T(store_get_returns_a_private_copy_that_outlives_the_store),
 	  T(store_get_missing_is_not_found), T(store_apply_replaces_and_hands_back_old),
 	  T(store_holds_many_objects), T(store_replace_reports_added_changed_and_deleted),
 	  T(store_replace_is_scoped_to_its_namespace), T(store_replace_keeps_the_later_duplicate),
 	  T(rv_compare_orders_by_number_not_text), T(store_offer_drops_same_and_older_versions),
-	  T(store_offer_marks_own_write_only_on_the_base_version), T(store_replace_keeps_an_entry_newer_than_the_list))
+	  T(store_offer_marks_own_write_only_on_the_base_version), T(store_replace_keeps_an_entry_newer_than_the_list),
+	  T(store_finds_keys_by_an_indexed_field_in_one_namespace))
