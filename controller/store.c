@@ -82,6 +82,8 @@ struct rec {
 	char *key;                  /* "ns/name" or "name" */
 	char *rv;
 	size_t ns_len;              /* the namespace is key[0..ns_len) */
+	long long generation;
+	int deleting;
 	int own_write;
 	char *fields[MAX_INDEXES];  /* the index fields' values, NULL when absent */
 };
@@ -117,6 +119,8 @@ static struct rec *rec_new(const struct ctl_store *s, const struct ctl_obj *obj)
 	r->key = xstrdup(obj->key);
 	r->rv = xstrdup(obj->resource_version);
 	r->ns_len = strlen(obj->namespace);
+	r->generation = obj->generation;
+	r->deleting = obj->deleting;
 	r->own_write = obj->own_write;
 	for (int i = 0; i < s->nindexes; i++) {
 		const cJSON *v = ctl_obj_field(obj, s->index_paths[i]);
@@ -344,8 +348,14 @@ int ctl_store_offer(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *o
 		ctl_obj_unref(obj);
 		return 0;
 	}
-	/* The caller still holds obj (it hands it to the handlers). */
-	if (cur && base_rv && strcmp(cur->rec->rv, base_rv) == 0)
+	/* Only our write stands between the cached version and the answer when
+	 * the write was made on the cached version and nobody changed the spec
+	 * or deleted the object meanwhile: a status write carries no
+	 * precondition, so its answer may hold a change the watch has not
+	 * brought yet (a spec edited while we wrote), which is news. The
+	 * caller still holds obj (it hands it to the handlers). */
+	if (cur && base_rv && strcmp(cur->rec->rv, base_rv) == 0 && cur->rec->generation == obj->generation &&
+	    cur->rec->deleting == obj->deleting)
 		obj->own_write = 1;
 	struct rec *old = map_put(&s->map, rec_new(s, obj));
 	pthread_rwlock_unlock(&s->lock);

@@ -83,9 +83,12 @@ int ctl_rv_compare(const char *a, const char *b, int *cmp);
  * the entry unless the store already holds the same or a newer version,
  * so a watch event that arrives after the object it describes was already
  * cached (from the API server's answer to our own write) changes nothing.
- * When base_rv is set and the entry it replaces has exactly that
- * resourceVersion, obj is marked own_write: it differs from the cached
- * object only by what this process wrote. Returns 1 when obj went in
+ * When base_rv is set, the entry it replaces has exactly that
+ * resourceVersion, and the generation and deletion state are unchanged,
+ * obj is marked own_write: it differs from the cached object only by what
+ * this process wrote (and, for a write without a precondition, perhaps by
+ * labels, annotations or finalizers changed meanwhile, which no reconciler
+ * here reads; the next resync sees them). Returns 1 when obj went in
  * (*out, if not NULL, gets the replaced reference or NULL), 0 when it was
  * stale (its reference is dropped, *out is NULL). Versions that are not
  * comparable always go in. With base_rv set, obj never adds an entry the

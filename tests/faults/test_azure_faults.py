@@ -33,9 +33,12 @@ def rollout(kube, emu, operators, report, note, *extra, before=None, during=None
 def test_429_storm(kube, emu, operators, report):
     """Half of all agent pool calls throttled (Retry-After: 1) until the
     storm has fired 3 x N times."""
-    def during(n):
-        emu.fault(status=429, rate=0.5, count=3 * n, path="agentPools", retryAfter=1)
-    ns, op, _ = rollout(kube, emu, operators, report, "429 at rate 0.5", during=during)
+    # In place before the operator starts: a rollout of N now takes about
+    # as long as applying N, so a storm started after the apply would meet
+    # no call.
+    def before():
+        emu.fault(status=429, rate=0.5, count=3 * fk.N_POOLS, path="agentPools", retryAfter=1)
+    ns, op, _ = rollout(kube, emu, operators, report, "429 at rate 0.5", before=before)
     assert emu.control("GET", "faults")["value"][0]["fired"] > 0
     # and a storm during the teardown too
     emu.fault(status=429, rate=0.5, count=fk.N_POOLS, path="agentPools", retryAfter=1)

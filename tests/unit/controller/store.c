@@ -280,6 +280,17 @@ TEST(store_offer_marks_own_write_only_on_the_base_version)
 	CHECK_INT(ctl_store_get(&got, s, "a/x"), 0);
 	CHECK_INT(got->own_write, 0);
 	ctl_obj_unref(got);
+	/* A status write on the cached version whose answer carries a new
+	 * generation: the spec changed while we wrote and the watch has not
+	 * said so yet. That is news too. */
+	struct ctl_obj *edited = NULL;
+	CHECK_INT(ctl_obj_new(&edited, cJSON_Parse("{\"metadata\":{\"namespace\":\"a\",\"name\":\"x\","
+						   "\"resourceVersion\":\"14\",\"generation\":4}}")), 0);
+	CHECK_INT(ctl_store_offer(NULL, s, edited, "12"), 1);
+	CHECK_INT(ctl_store_get(&got, s, "a/x"), 0);
+	CHECK_STR(got->resource_version, "14");
+	CHECK_INT(got->own_write, 0);
+	ctl_obj_unref(got);
 	ctl_store_free(s);
 }
 
