@@ -717,6 +717,10 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 					snprintf(msg, sizeof(msg), "tags updated");
 				app_event(&p.w, "Normal", scaled ? "Scaled" : "Updated", "Scale", msg);
 			}
+			/* Runs were waiting: keep their count fresh until the
+			 * new instances have taken them. */
+			if (rc == 0 && status_int(p.status, "queuedRuns", 0) > 0)
+				p.requeue_ns = a->opts->queue_poll_ms * 1000000LL;
 			break;
 		}
 		rc = app_commit(&p.w, APP_PROGRESSING, act.reason, act.message, spec_event, "Scale");

@@ -110,22 +110,39 @@ static bool ready_moved(const struct ctl_obj *old, const struct ctl_obj *obj)
  * write, not one per pool, during a rollout of thousands. */
 #define REGISTRY_COALESCE_NS (1000LL * 1000000)
 
-/* Enqueue the pool itself, unless the change is the answer to the pool
- * reconciler's own write on the version it read: that pass already acted
- * on everything the new version says (it wrote it). */
-static void enqueue_pool(struct app *a, const char *key, const struct ctl_obj *obj)
+/* Is the field equal (or absent) in both? (cJSON_Compare calls two
+ * absent fields different.) */
+static bool same_field(const struct ctl_obj *a, const struct ctl_obj *b, const char *path)
 {
-	if (!obj || !obj->own_write)
-		ctl_queue_add(ctl_controller_queue(a->agentpool_ctl), key);
+	const cJSON *x = ctl_obj_field(a, path), *y = ctl_obj_field(b, path);
+	return (!x && !y) || cJSON_Compare(x, y, true);
 }
 
-static void pool_changed(const char *key, const struct ctl_obj *obj, void *arg)
+/* Does a change to a pool need a pass of its own? Not the answer to the
+ * pool reconciler's own write (the pass that wrote it acted on all it
+ * says), and not a change of status alone: the reconciler acts on the
+ * spec (the generation moves with it), the deletion and its own finalizer;
+ * a person's label or annotation change is the usual way to ask an
+ * operator to look again, so it counts too. Nothing else does, and the
+ * resync covers the rest. So the watch event of our own write, when it
+ * beats the API server's answer to us, does not wake the pool twice. */
+static bool pool_needs_pass(const struct ctl_obj *old, const struct ctl_obj *obj)
 {
-	struct app *a = arg;
-	enqueue_pool(a, key, obj);
-	if (obj)
-		enqueue_pool_users(a, obj);
-	const char *ref = obj ? ctl_obj_string(obj, "spec.registryRef.name") : NULL;
+	if (!old || !obj)
+		return true;
+	if (obj->own_write)
+		return false;
+	return old->generation != obj->generation || old->deleting != obj->deleting ||
+	       (!obj->deleting && !ctl_finalizer_has(obj, ACRPOOL_FINALIZER)) ||
+	       !same_field(old, obj, "metadata.annotations") || !same_field(old, obj, "metadata.labels");
+}
+
+/* Its users and its Registry hear of a pool that came, went or changed
+ * its count. */
+static void pool_moved(struct app *a, const struct ctl_obj *obj)
+{
+	enqueue_pool_users(a, obj);
+	const char *ref = ctl_obj_string(obj, "spec.registryRef.name");
 	if (ref) {
 		char *rk = ctl_obj_key(obj->namespace, ref);
 		ctl_queue_add_after(ctl_controller_queue(a->registry_ctl), rk, REGISTRY_COALESCE_NS);
@@ -135,22 +152,29 @@ static void pool_changed(const char *key, const struct ctl_obj *obj, void *arg)
 
 static void pool_add(const char *key, const struct ctl_obj *obj, void *arg)
 {
-	pool_changed(key, obj, arg);
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->agentpool_ctl), key);
+	pool_moved(a, obj);
 }
 
 static void pool_update(const char *key, const struct ctl_obj *old, const struct ctl_obj *obj, void *arg)
 {
 	struct app *a = arg;
+	if (pool_needs_pass(old, obj))
+		ctl_queue_add(ctl_controller_queue(a->agentpool_ctl), key);
 	/* The Registry's vCPU figures follow the pools' counts in status. */
-	const cJSON *oc = old ? ctl_obj_field(old, "status.count") : NULL;
-	const cJSON *nc = ctl_obj_field(obj, "status.count");
-	if (!old || !cJSON_Compare(oc, nc, true)) {
-		pool_changed(key, obj, arg);
-		return;
-	}
-	enqueue_pool(a, key, obj);
-	if (ready_moved(old, obj))
+	if (!same_field(old, obj, "status.count"))
+		pool_moved(a, obj);
+	else if (ready_moved(old, obj))
 		enqueue_pool_users(a, obj);
+}
+
+static void pool_delete(const char *key, const struct ctl_obj *old, void *arg)
+{
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->agentpool_ctl), key);
+	if (old)
+		pool_moved(a, old);
 }
 
 /* A Task's readiness and Azure id concern the TaskRuns that run it. */
@@ -206,10 +230,6 @@ static void taskrun_delete(const char *key, const struct ctl_obj *old, void *arg
 	ctl_queue_add(ctl_controller_queue(a->taskrun_ctl), key);
 }
 
-static void pool_delete(const char *key, const struct ctl_obj *old, void *arg)
-{
-	pool_changed(key, old, arg);
-}
 
 static void kube_metrics(const char *verb, const char *resource, const char *host, long status, double seconds,
 			 void *arg)
