@@ -154,6 +154,8 @@ int ctl_controller_new(struct ctl_controller **out, const struct ctl_reconciler 
 		.clock = c->clock,
 		.limiter = opts->limiter,
 	};
+	if (!qo.limiter && opts->max_retry_delay_ns > 0)
+		ctl_ratelimiter_capped_new(&qo.limiter, c->clock, opts->max_retry_delay_ns);
 	rc = ctl_queue_new(&c->queue, &qo);
 	if (rc < 0)
 		goto done;

@@ -65,6 +65,8 @@ struct ctl_controller_opts {
 	struct ctl_metrics *metrics;     /* NULL: no metrics */
 	struct ctl_clock *clock;         /* NULL: the real clock */
 	struct ctl_ratelimiter *limiter; /* the queue's; owned; NULL: default */
+	int64_t max_retry_delay_ns;      /* without a limiter: the longest per-key
+					    backoff after failures (0: 1000 s) */
 };
 
 /* r is copied (its name too); ctx must outlive the controller. opts may be

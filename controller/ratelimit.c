@@ -95,12 +95,18 @@ int ctl_ratelimiter_max_of_new(struct ctl_ratelimiter **out, struct ctl_ratelimi
 	return 0;
 }
 
-int ctl_ratelimiter_default_new(struct ctl_ratelimiter **out, struct ctl_clock *clock)
+int ctl_ratelimiter_capped_new(struct ctl_ratelimiter **out, struct ctl_clock *clock, int64_t max_ns)
 {
 	struct ctl_ratelimiter *children[2];
-	ctl_ratelimiter_exponential_new(&children[0], CTL_RATELIMIT_BASE_DELAY, CTL_RATELIMIT_MAX_DELAY);
+	ctl_ratelimiter_exponential_new(&children[0], CTL_RATELIMIT_BASE_DELAY,
+					max_ns > 0 ? max_ns : CTL_RATELIMIT_MAX_DELAY);
 	ctl_ratelimiter_bucket_new(&children[1], clock, CTL_RATELIMIT_QPS, CTL_RATELIMIT_BURST);
 	return ctl_ratelimiter_max_of_new(out, children, 2);
+}
+
+int ctl_ratelimiter_default_new(struct ctl_ratelimiter **out, struct ctl_clock *clock)
+{
+	return ctl_ratelimiter_capped_new(out, clock, CTL_RATELIMIT_MAX_DELAY);
 }
 
 static void failure_free(void *p)

@@ -45,6 +45,10 @@ int ctl_ratelimiter_max_of_new(struct ctl_ratelimiter **out, struct ctl_ratelimi
 /* max_of(exponential(5 ms, 1000 s), bucket(10/s, burst 100)). Returns 0. */
 int ctl_ratelimiter_default_new(struct ctl_ratelimiter **out, struct ctl_clock *clock);
 
+/* The default limiter with the per-key backoff capped at max_ns instead of
+ * 1000 s (max_ns <= 0: 1000 s). Returns 0. */
+int ctl_ratelimiter_capped_new(struct ctl_ratelimiter **out, struct ctl_clock *clock, int64_t max_ns);
+
 void ctl_ratelimiter_free(struct ctl_ratelimiter *rl);
 
 /* How long to wait before key may be retried; counts one more failure. */

@@ -670,9 +670,14 @@ static int send_with_retries(struct arm_response *r, struct arm_client *c, const
 				goto done;
 		}
 		if (!retryable) {
+			/* A 503 to a PUT is not repeated here (Azure may have
+			 * it), but its Retry-After still says when to look
+			 * again; the reconcile loop takes it from the error. */
 			if (rc == 0)
-				rc = q->blob ? blob_error_set(r->status, ctl_buf_str(&r->body), r->request_id, -1)
-					     : arm_error_set(r->status, ctl_buf_str(&r->body), r->request_id, -1);
+				rc = q->blob ? blob_error_set(r->status, ctl_buf_str(&r->body), r->request_id,
+							      r->retry_after_ms)
+					     : arm_error_set(r->status, ctl_buf_str(&r->body), r->request_id,
+							     r->retry_after_ms);
 			goto done;
 		}
 		long wait = rc == 0 && r->retry_after_ms >= 0

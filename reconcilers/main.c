@@ -408,6 +408,11 @@ int main(int argc, char **argv)
 	struct ctl_controller_opts co = {
 		.workers = opts.workers,
 		.resync_period_ns = opts.resync_ms * 1000000LL,
+		/* Once Azure or the API server is back, an object that failed
+		 * through a burst should not sit out client-go's 1000 s cap:
+		 * the doubling from 5 ms reaches it after 18 failures, and one
+		 * failed snapshot read fails every pool waiting for it. */
+		.max_retry_delay_ns = opts.max_retry_delay_ms * 1000000LL,
 		.grace_period_ns = opts.shutdown_grace_ms * 1000000LL,
 		.metrics = a.metrics,
 	};

@@ -67,6 +67,8 @@ static const struct flag flags[] = {
 	 OFF(shutdown_grace_ms), "how long in-flight reconciles may finish after SIGTERM"},
 	{"queue-poll-interval", "ACRPOOL_QUEUE_POLL_INTERVAL", NULL, DURATION, "30s", OFF(queue_poll_ms),
 	 "how often an autoscaled pool's queue is read (each read is one ARM call)"},
+	{"max-retry-delay", "ACRPOOL_MAX_RETRY_DELAY", NULL, DURATION, "60s", OFF(max_retry_delay_ms),
+	 "longest wait before an object whose reconcile failed is tried again (the wait doubles from 5ms)"},
 };
 
 int options_parse_duration(const char *s, long *out_ms)

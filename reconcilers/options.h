@@ -32,6 +32,7 @@ struct options {
 	char *imds_endpoint;         /* overrides the managed identity endpoint */
 	long shutdown_grace_ms;
 	long queue_poll_ms;          /* autoscale: how often a pool's queue is read */
+	long max_retry_delay_ms;     /* longest backoff of an object whose reconcile failed */
 	bool show_version;
 	bool show_help;
 };

@@ -85,8 +85,11 @@ class Request:
 
 
 class Faults:
-    """Injected failures. A rule matches on method and path regexes and fires
-    for its next `count` matches (or forever), with probability `rate`."""
+    """Injected failures. A rule matches on method and path regexes, lets its
+    first `after` matches pass (default 0), then fires for its next `count`
+    matches (or forever), with probability `rate`. Rules are tried in the
+    order they were added; a request that one rule lets pass goes on to the
+    next, so two rules make two bursts in sequence."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -105,6 +108,7 @@ class Faults:
             "retryAfter": spec.get("retryAfter", 1),
             "code": spec.get("code"),
             "message": spec.get("message"),
+            "after": int(spec.get("after", 0)),
         }
         if rule["status"] is None and not rule["drop"] and not rule["latencyMs"]:
             raise ValueError("a fault needs status, drop or latencyMs")
@@ -123,6 +127,9 @@ class Faults:
                 if not re.fullmatch(rule["method"], method, re.I) or not re.search(rule["path"], path):
                     continue
                 if rule["count"] is not None and rule["count"] <= 0:
+                    continue
+                if rule["after"] > 0:
+                    rule["after"] -= 1
                     continue
                 if rule["rate"] < 1.0 and random.random() >= rule["rate"]:
                     continue

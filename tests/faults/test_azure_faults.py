@@ -48,12 +48,16 @@ def test_429_storm(kube, emu, operators, report):
 
 def test_5xx_bursts(kube, emu, operators, report):
     """Two bursts in which every agent pool call fails: 500s at the start,
-    503s (with Retry-After) once a third of the pools exist."""
-    def during(n):
-        emu.fault(status=500, count=n // 2, path="agentPools")
-        fk.wait_created(emu, n // 3)
-        emu.fault(status=503, count=n // 2, path="agentPools", retryAfter=1)
-    ns, op, _ = rollout(kube, emu, operators, report, "500 x N/2 then 503 x N/2", during=during)
+    then, after a third of N agent pool calls got through, 503s (with
+    Retry-After). Both rules are in place before the operator starts (a
+    rollout of N now ends about when its apply does, so a burst added
+    during it could meet no call); the emulator tries them in order."""
+    def before():
+        emu.fault(status=500, count=fk.N_POOLS // 2, path="agentPools")
+        emu.fault(status=503, count=fk.N_POOLS // 2, after=fk.N_POOLS // 3, path="agentPools", retryAfter=1)
+    ns, op, _ = rollout(kube, emu, operators, report, "500 x N/2, N/3 calls, 503 x N/2", before=before)
+    assert [r["fired"] for r in emu.control("GET", "faults")["value"]] == [fk.N_POOLS // 2] * 2
+    emu.clear_faults()
     emu.fault(status=500, count=fk.N_POOLS // 4, path="agentPools", method="DELETE")
     report("teardown", fk.delete_all(kube, emu, ns), "500 x N/4 on DELETE")
 

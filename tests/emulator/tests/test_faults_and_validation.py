@@ -126,6 +126,14 @@ def test_5xx(client, status, code):
     assert client.arm("GET", "agentPools").status == 200
 
 
+def test_after_lets_matches_pass_then_bursts_follow_in_order(client):
+    client.control("POST", "faults", {"status": 500, "count": 2, "path": "/agentPools$"})
+    client.control("POST", "faults", {"status": 503, "count": 1, "after": 2, "path": "/agentPools$"})
+    seen = [client.arm("GET", "agentPools").status for _ in range(6)]
+    assert seen == [500, 500, 200, 200, 503, 200]
+    assert [r["fired"] for r in client.control("GET", "faults")["value"]] == [2, 1]
+
+
 def test_rate_zero_never_fires_and_delete_clears(client):
     client.control("POST", "faults", {"status": 500, "rate": 0.0})
     assert all(client.arm("GET", "agentPools").status == 200 for _ in range(5))

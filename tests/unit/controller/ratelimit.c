@@ -105,7 +105,32 @@ TEST(ratelimit_max_of_returns_longest_delay)
 	ctl_clock_free(clock);
 }
 
-TEST_MAIN(T(ratelimit_exponential_doubles_then_caps),
+TEST(ratelimit_capped_stops_doubling_at_its_cap)
+{
+	struct ctl_clock *clock = NULL;
+	struct ctl_ratelimiter *rl = NULL;
+	ctl_clock_fake_new(&clock, 0, 0);
+	CHECK_INT(ctl_ratelimiter_capped_new(&rl, clock, 60 * CTL_SEC), 0);
+	/* 5 ms * 2^13 = 40.96 s; the 15th failure would be 81.92 s. */
+	int64_t d = 0;
+	for (int i = 0; i <= 13; i++)
+		d = ctl_ratelimiter_when(rl, "ns/a");
+	CHECK_INT(d, INT64_C(40960) * CTL_MSEC);
+	CHECK_INT(ctl_ratelimiter_when(rl, "ns/a"), 60 * CTL_SEC);
+	for (int i = 0; i < 20; i++)
+		d = ctl_ratelimiter_when(rl, "ns/a");
+	CHECK_INT(d, 60 * CTL_SEC);
+	ctl_ratelimiter_free(rl);
+	/* No cap given: client-go's 1000 s. */
+	CHECK_INT(ctl_ratelimiter_capped_new(&rl, clock, 0), 0);
+	for (int i = 0; i < 30; i++)
+		d = ctl_ratelimiter_when(rl, "ns/a");
+	CHECK_INT(d, 1000 * CTL_SEC);
+	ctl_ratelimiter_free(rl);
+	ctl_clock_free(clock);
+}
+
+TEST_MAIN(T(ratelimit_exponential_doubles_then_caps), T(ratelimit_capped_stops_doubling_at_its_cap),
 	  T(ratelimit_exponential_is_per_key_and_forget_resets),
 	  T(ratelimit_bucket_allows_burst_then_refills), T(ratelimit_bucket_rejects_bad_config),
 	  T(ratelimit_max_of_returns_longest_delay))

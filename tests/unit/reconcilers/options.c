@@ -35,6 +35,7 @@ TEST(options_defaults)
 	CHECK(o.kubeconfig == NULL);
 	CHECK_INT(o.workers, 4);
 	CHECK_INT(o.resync_ms, 600000);
+	CHECK_INT(o.max_retry_delay_ms, 60000);
 	CHECK(!o.leader_elect);
 	CHECK_INT(o.lease_duration_ms, 15000);
 	CHECK_INT(o.renew_deadline_ms, 10000);
