@@ -66,11 +66,14 @@ valgrind: deps controlplane
 	cmake --build $(VALGRIND_BUILD_DIR)
 	ACRPOOL_BUILD_DIR=$(abspath $(VALGRIND_BUILD_DIR)) scripts/pytest.sh -q -s -p no:cacheprovider $(PYTEST_ARGS) tests/valgrind
 
-# Scale benchmark (BENCHMARKS.md): Release build without sanitizers;
-# BENCH_POOLS is a space-separated list of pool counts.
+# Scale benchmark (BENCHMARKS.md): our operator, from a Release build
+# without sanitizers, next to the controller-runtime peer (bench/peer, Go,
+# built by scripts/peer.sh into the cache outside the repository), on one
+# API server; BENCH_POOLS is a space-separated list of pool counts.
 BENCH_BUILD_DIR ?= build-bench
 BENCH_POOLS ?= 100 1000
 bench: deps controlplane
 	cmake -S . -B $(BENCH_BUILD_DIR) -G Ninja -DACRPOOL_SANITIZE=OFF -DACRPOOL_TESTS=OFF -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(BENCH_BUILD_DIR)
+	scripts/peer.sh build >/dev/null
 	ACRPOOL_BUILD_DIR=$(abspath $(BENCH_BUILD_DIR)) python3 bench/scale.py $(BENCH_POOLS)

@@ -14,6 +14,10 @@
 #                               restart kube-apiserver alone (fault tests);
 #                               TESTENV_COMPACT=1 compacts etcd meanwhile
 #
+# Opt-in audit log: TESTENV_AUDIT_LOG=PATH at start has kube-apiserver write
+# one JSON line per request to PATH (Metadata level: who, verb, resource,
+# user agent, code, times; no bodies), kept across restart-apiserver.
+#
 # The binaries are cached outside the repository, keyed by the pinned
 # versions and a hash of the wrapper modules, so a change of pin rebuilds.
 set -euo pipefail
@@ -94,6 +98,25 @@ gen_certs() {
 	)
 }
 
+# write_audit_policy DIR: every request at the Metadata level, once when its
+# answer is complete, and for a long-running one (a WATCH) also when its
+# answer starts, so a watch still open is seen. --audit-log-maxsize=0: one
+# file, never rotated; blocking mode: no event is dropped.
+write_audit_policy() {
+	local d=$1 log
+	mkdir -p "$(dirname "$TESTENV_AUDIT_LOG")"
+	log=$(cd "$(dirname "$TESTENV_AUDIT_LOG")" && pwd)/$(basename "$TESTENV_AUDIT_LOG")
+	: >>"$log"
+	echo "$log" >"$d/audit-log.path"
+	cat >"$d/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+POLICY
+}
+
 # start_apiserver DIR: run kube-apiserver against DIR's etcd on DIR's port
 # and wait until it is ready. Used by start and restart-apiserver.
 start_apiserver() {
@@ -104,6 +127,10 @@ start_apiserver() {
 	# give it a documentation address: it is only written into the
 	# `kubernetes` Endpoints, nothing connects to it.
 	ip route show default 2>/dev/null | grep -q . || adv=(--advertise-address=192.0.2.10)
+	local audit=()
+	[ ! -f "$d/audit-log.path" ] || audit=(--audit-policy-file="$d/audit-policy.yaml"
+		--audit-log-path="$(cat "$d/audit-log.path")" --audit-log-format=json
+		--audit-log-maxsize=0 --audit-log-mode=blocking)
 	# shellcheck disable=SC2086
 	"$bin/kube-apiserver" \
 		--etcd-servers="http://127.0.0.1:$ep" \
@@ -115,7 +142,7 @@ start_apiserver() {
 		--authorization-mode=RBAC \
 		--service-cluster-ip-range=10.0.0.0/24 \
 		--disable-admission-plugins=ServiceAccount \
-		--cert-dir="$d/certs" \
+		--cert-dir="$d/certs" "${audit[@]}" \
 		${TESTENV_APISERVER_ARGS:-} >>"$d/apiserver.log" 2>&1 &
 	echo $! >"$d/apiserver.pid"
 	# Authenticated probe: anonymous /readyz can be 401/403 until the RBAC
@@ -164,6 +191,8 @@ cmd_start() {
 
 	echo "$ep" >"$d/etcd.port"
 	echo "$ap" >"$d/apiserver.port"
+	rm -f "$d/audit-log.path"
+	[ -z "${TESTENV_AUDIT_LOG:-}" ] || write_audit_policy "$d"
 	start_apiserver "$d" ||
 		{ tail -20 "$d/apiserver.log" >&2; cmd_stop "$d"; die "kube-apiserver did not become ready"; }
 
@@ -188,6 +217,7 @@ export TESTENV_ETCD=http://127.0.0.1:$ep
 export TESTENV_ETCD_PID=$(cat "$d/etcd.pid")
 export TESTENV_APISERVER_PID=$(cat "$d/apiserver.pid")
 ENV
+	[ ! -f "$d/audit-log.path" ] || echo "export TESTENV_AUDIT_LOG=$(cat "$d/audit-log.path")" >>"$d/env"
 	# A watchdog stops everything if the owner (the test run that started
 	# us) dies without calling stop, e.g. on SIGKILL.
 	if [ -n "${TESTENV_OWNER_PID:-}" ]; then
