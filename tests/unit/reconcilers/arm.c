@@ -589,23 +589,27 @@ TEST(wire_long_retry_after_returns_at_once)
 	rig_stop(&r);
 }
 
-TEST(wire_put_503_not_repeated_keeps_retry_after)
+TEST(wire_once_503_not_repeated_keeps_retry_after)
 {
 	struct rig r;
-	struct arm_agent_pool *p = NULL, desired = {.location = "eastus", .tier = "S1", .os = "Linux", .count = 1};
+	struct arm_run *run = NULL;
 	struct arm_operation *op = NULL;
+	int unknown = 0;
 	rig_start(&r, 0, 0);
 	canned_reply(&r.s, 0, 503, "Retry-After: 4\r\n",
 		     "{\"error\":{\"code\":\"ServiceUnavailable\",\"message\":\"busy\"}}");
-	/* Azure may have acted on the PUT: it is not sent again here, but
-	 * the reconcile loop is told when Azure asked to be tried again. */
-	CHECK_INT(arm_agent_pool_create(&p, &op, r.c, &r.ref, "p1", &desired), CTL_EUNAVAIL);
+	cJSON *req = cJSON_Parse("{\"type\":\"TaskRunRequest\",\"taskId\":\"t\"}");
+	/* Azure may have acted on the scheduleRun: it is not sent again here,
+	 * but the reconcile loop is told when Azure asked to be tried again. */
+	CHECK_INT(arm_run_schedule_once(&run, &op, &unknown, r.c, &r.ref, req), CTL_EUNAVAIL);
 	CHECK(canned_request(&r.s, 0, 0) != NULL && canned_request(&r.s, 0, 1) == NULL);
+	CHECK_INT(unknown, 1);
 	CHECK_INT(r.clk.nsleeps, 0);
 	CHECK_STR(ctl_error_last()->reason, "ServiceUnavailable");
 	CHECK_INT(ctl_error_last()->retry_after_ms, 4000);
+	cJSON_Delete(req);
 	arm_operation_free(op);
-	arm_agent_pool_free(p);
+	arm_run_free(run);
 	rig_stop(&r);
 }
 
@@ -1047,7 +1051,7 @@ TEST_MAIN(T(error_body_well_formed), T(error_body_other_shapes), T(error_body_mi
 	  T(lro_kind_names_round_trip), T(agent_pool_json), T(run_json), T(wire_request_headers),
 	  T(wire_response_ids_kept), T(wire_429_retry_after_then_200), T(wire_retry_after_ms_headers),
 	  T(wire_503_twice_then_success), T(wire_429_storm_gives_up), T(wire_attempts_bound),
-	  T(wire_long_retry_after_returns_at_once), T(wire_put_503_not_repeated_keeps_retry_after), T(wire_401_refreshes_token_once),
+	  T(wire_long_retry_after_returns_at_once), T(wire_once_503_not_repeated_keeps_retry_after), T(wire_401_refreshes_token_once),
 	  T(wire_401_twice_is_auth_error), T(wire_secret_never_in_error), T(wire_connection_refused_retries),
 	  T(wire_lro_create_async_poll), T(wire_lro_failed), T(wire_lro_delete_location),
 	  T(wire_delete_already_gone), T(wire_lro_body_polling_delete), T(wire_foreign_poll_url_refused),
