@@ -5,10 +5,20 @@
  * at most MAX_RECENT entries, and events are rare (state changes only), so
  * a hash table would buy nothing. When full, the oldest entry is dropped;
  * the worst that does is start a new Event instead of extending a series.
+ *
+ * Sending is asynchronous, as client-go's event broadcaster is: the caller
+ * decides (new Event or series patch) under the lock and queues the
+ * request; one sender thread talks to the API server in queue order, so a
+ * series patch follows its Event. A reconcile thus pays no API round trip
+ * for its Event. The queue holds at most MAX_PENDING requests (client-go
+ * keeps 1000 too); beyond that an Event is dropped and counted, never
+ * waited for. On free the sender sends what is queued, for at most
+ * DRAIN_MS once stopping, then drops the rest.
  */
 #include "recorder.h"
 
 #include "error.h"
+#include "log.h"
 #include "objects.h"
 #include "xalloc.h"
 
@@ -21,6 +31,8 @@
 
 #define MAX_RECENT 1024
 #define NOTE_MAX 1024
+#define MAX_PENDING 1000
+#define DRAIN_MS 5000
 
 struct recent {
 	char *key;        /* uid \n type \n reason \n note */
@@ -29,6 +41,17 @@ struct recent {
 	long long first_ms;
 	long long last_ms;
 	int count;
+};
+
+/* One request for the sender: create ev, or (count > 0) patch the series
+ * of the Event ns/name, creating ev instead if that Event expired. */
+struct pending {
+	struct pending *next;
+	char *ns;
+	char *name;
+	cJSON *ev;
+	int count;
+	long long now_ms;
 };
 
 struct ctl_recorder {
@@ -41,9 +64,27 @@ struct ctl_recorder {
 	struct recent recent[MAX_RECENT];
 	size_t n;
 	unsigned long long seq;
+
+	/* the sender, under mu */
+	pthread_t sender;
+	pthread_cond_t wake;    /* a request was queued, or stopping */
+	pthread_cond_t idle;    /* the queue is empty and nothing is in flight */
+	struct pending *head, *tail;
+	size_t npending;
+	bool busy;
+	bool stopping;
+	long long stop_ms;      /* monotonic, when stopping began */
+	unsigned long long dropped;
 };
 
 static const struct ctl_gvr events_gvr = {"events.k8s.io", "v1", "events"};
+
+static long long monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static long long system_now_ms(void)
 {
@@ -62,6 +103,77 @@ static void micro_time(long long ms, char buf[40])
 	snprintf(buf + n, 40 - n, ".%06lldZ", (ms % 1000) * 1000);
 }
 
+static void pending_free(struct pending *p)
+{
+	cJSON_Delete(p->ev);
+	free(p->ns);
+	free(p->name);
+	free(p);
+}
+
+/* Send one queued request; the API server's answer is only logged. */
+static void send_pending(struct ctl_recorder *r, struct pending *p)
+{
+	cJSON *res = NULL;
+	int rc;
+	if (p->count == 0) {
+		rc = ctl_kube_create(&res, r->client, &events_gvr, p->ns, p->ev);
+	} else {
+		char when[40];
+		micro_time(p->now_ms, when);
+		cJSON *patch = cJSON_CreateObject();
+		cJSON *series = cJSON_AddObjectToObject(patch, "series");
+		cJSON_AddNumberToObject(series, "count", p->count);
+		cJSON_AddStringToObject(series, "lastObservedTime", when);
+		rc = ctl_kube_patch(&res, r->client, &events_gvr, p->ns, p->name, NULL, CTL_PATCH_MERGE, patch,
+				    NULL);
+		cJSON_Delete(patch);
+		if (rc == CTL_ENOTFOUND) {
+			/* The Event expired (the API server keeps them an hour by
+			 * default): start a new one. */
+			cJSON_Delete(res);
+			res = NULL;
+			rc = ctl_kube_create(&res, r->client, &events_gvr, p->ns, p->ev);
+		}
+	}
+	cJSON_Delete(res);
+	if (rc != 0)
+		ctl_log(CTL_LOG_WARN, "event not recorded", "event", p->name, "namespace", p->ns, "error",
+			ctl_error_last()->message, NULL);
+}
+
+static void *sender_main(void *arg)
+{
+	struct ctl_recorder *r = arg;
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		while (!r->head && !r->stopping)
+			pthread_cond_wait(&r->wake, &r->mu);
+		struct pending *p = r->head;
+		if (!p)
+			break; /* stopping, and nothing left */
+		r->head = p->next;
+		if (!r->head)
+			r->tail = NULL;
+		r->npending--;
+		bool late = r->stopping && monotonic_ms() - r->stop_ms > DRAIN_MS;
+		if (late)
+			r->dropped++;
+		r->busy = true;
+		pthread_mutex_unlock(&r->mu);
+		if (!late)
+			send_pending(r, p);
+		pending_free(p);
+		pthread_mutex_lock(&r->mu);
+		r->busy = false;
+		if (!r->head)
+			pthread_cond_broadcast(&r->idle);
+	}
+	pthread_cond_broadcast(&r->idle);
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
 int ctl_recorder_new(struct ctl_recorder **out, struct ctl_kube_client *client,
 		     const struct ctl_recorder_opts *opts)
 {
@@ -72,8 +184,36 @@ int ctl_recorder_new(struct ctl_recorder **out, struct ctl_kube_client *client,
 	r->window_ms = opts->window_ms > 0 ? opts->window_ms : 10 * 60 * 1000;
 	r->now_ms = opts->now_ms ? opts->now_ms : system_now_ms;
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->wake, NULL);
+	pthread_cond_init(&r->idle, NULL);
+	if (pthread_create(&r->sender, NULL, sender_main, r) != 0) {
+		pthread_cond_destroy(&r->idle);
+		pthread_cond_destroy(&r->wake);
+		pthread_mutex_destroy(&r->mu);
+		free(r->controller);
+		free(r->instance);
+		free(r);
+		*out = NULL;
+		return ctl_error_set(CTL_ERR, "ThreadFailed", "cannot start the event sender");
+	}
 	*out = r;
 	return 0;
+}
+
+void ctl_recorder_flush(struct ctl_recorder *r)
+{
+	pthread_mutex_lock(&r->mu);
+	while (r->head || r->busy)
+		pthread_cond_wait(&r->idle, &r->mu);
+	pthread_mutex_unlock(&r->mu);
+}
+
+unsigned long long ctl_recorder_dropped(struct ctl_recorder *r)
+{
+	pthread_mutex_lock(&r->mu);
+	unsigned long long n = r->dropped;
+	pthread_mutex_unlock(&r->mu);
+	return n;
 }
 
 static void recent_dispose(struct recent *e)
@@ -88,8 +228,16 @@ void ctl_recorder_free(struct ctl_recorder *r)
 {
 	if (!r)
 		return;
+	pthread_mutex_lock(&r->mu);
+	r->stopping = true;
+	r->stop_ms = monotonic_ms();
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->sender, NULL);
 	for (size_t i = 0; i < r->n; i++)
 		recent_dispose(&r->recent[i]);
+	pthread_cond_destroy(&r->idle);
+	pthread_cond_destroy(&r->wake);
 	pthread_mutex_destroy(&r->mu);
 	free(r->controller);
 	free(r->instance);
@@ -166,18 +314,24 @@ int ctl_recorder_event(struct ctl_recorder *r, const struct ctl_obj *obj, const 
 
 	long long now = r->now_ms();
 	char *key = xasprintf("%s\n%s\n%s\n%s", obj->uid, type, reason, note);
-	char *ev_ns = NULL, *ev_name = NULL;
-	int count = 0, rc;
+	struct pending *p = xcalloc(1, sizeof(*p));
+	p->now_ms = now;
 
-	/* Decide under the lock, talk to the API server outside it. */
+	/* Decide under the lock; the sender talks to the API server. */
 	pthread_mutex_lock(&r->mu);
+	if (r->npending >= MAX_PENDING || r->stopping) {
+		r->dropped++;
+		pthread_mutex_unlock(&r->mu);
+		free(key);
+		free(p);
+		return ctl_error_set(CTL_EUNAVAIL, "EventDropped", "%d events wait to be sent already",
+				     MAX_PENDING);
+	}
 	struct recent *e = find_recent(r, key);
 	if (e && now - e->last_ms <= r->window_ms) {
 		e->count++;
 		e->last_ms = now;
-		count = e->count;
-		ev_ns = xstrdup(e->ns);
-		ev_name = xstrdup(e->name);
+		p->count = e->count;
 	} else {
 		if (e)
 			recent_dispose(e);
@@ -190,39 +344,19 @@ int ctl_recorder_event(struct ctl_recorder *r, const struct ctl_obj *obj, const 
 				    ++r->seq & 0xffff);
 		e->first_ms = e->last_ms = now;
 		e->count = 1;
-		ev_ns = xstrdup(e->ns);
-		ev_name = xstrdup(e->name);
 	}
+	p->ns = xstrdup(e->ns);
+	p->name = xstrdup(e->name);
+	/* The Event itself goes with a series patch too, in case it expired. */
+	p->ev = new_event(r, obj, p->name, type, reason, action, note, now);
+	if (r->tail)
+		r->tail->next = p;
+	else
+		r->head = p;
+	r->tail = p;
+	r->npending++;
+	pthread_cond_signal(&r->wake);
 	pthread_mutex_unlock(&r->mu);
-
-	cJSON *res = NULL;
-	if (count == 0) {
-		cJSON *ev = new_event(r, obj, ev_name, type, reason, action, note, now);
-		rc = ctl_kube_create(&res, r->client, &events_gvr, ev_ns, ev);
-		cJSON_Delete(ev);
-	} else {
-		char when[40];
-		micro_time(now, when);
-		cJSON *patch = cJSON_CreateObject();
-		cJSON *series = cJSON_AddObjectToObject(patch, "series");
-		cJSON_AddNumberToObject(series, "count", count);
-		cJSON_AddStringToObject(series, "lastObservedTime", when);
-		rc = ctl_kube_patch(&res, r->client, &events_gvr, ev_ns, ev_name, NULL, CTL_PATCH_MERGE, patch,
-				    NULL);
-		cJSON_Delete(patch);
-		if (rc == CTL_ENOTFOUND) {
-			/* The Event expired (the API server keeps them an hour by
-			 * default): start a new one. */
-			cJSON *ev = new_event(r, obj, ev_name, type, reason, action, note, now);
-			cJSON_Delete(res);
-			res = NULL;
-			rc = ctl_kube_create(&res, r->client, &events_gvr, ev_ns, ev);
-			cJSON_Delete(ev);
-		}
-	}
-	cJSON_Delete(res);
 	free(key);
-	free(ev_ns);
-	free(ev_name);
-	return rc;
+	return 0;
 }

@@ -249,10 +249,14 @@ static int read_queue(struct pass *p)
  * the QUEUED column and the queued-runs alert are for); when runs waited at
  * the last look, or there was no look yet (keep watching until it empties);
  * and when the spec changed (someone is looking). A Recreate's drain reads
- * it on its own (see the caller). */
+ * it on its own (see the caller). Never for an object being deleted: its
+ * deletion bumps the generation, but nothing decides from the queue then
+ * (deletion does not drain), and the figure would go with the object. */
 static bool queue_wanted(const struct pass *p, int count)
 {
 	const cJSON *gen = cJSON_GetObjectItemCaseSensitive(p->status, "observedGeneration");
+	if (p->obj->deleting)
+		return false;
 	return cJSON_IsObject(ctl_obj_field(p->obj, "spec.autoscale")) || count == 0 ||
 	       status_int(p->status, "queuedRuns", -1) != 0 ||
 	       !cJSON_IsNumber(gen) || (long long)gen->valuedouble != p->obj->generation;
@@ -735,6 +739,14 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		app_json_set_str(p.status, "provisioningState", op ? "Deleting" : "Deleted");
 		if (!op)
 			azure_snapshot_note_pool(a->azure, p.conn, p.azure_name, NULL);
+		if (!op && obj->deleting) {
+			/* Azure's answer (200 or 204, no operation to follow)
+			 * says the pool is gone: release the object now, with
+			 * one Event for the outcome, rather than write status
+			 * and GET the pool once more to learn the same. */
+			rc = release(&p, "Deleted", "the Azure pool was deleted");
+			break;
+		}
 		p.requeue_ns = op ? op_delay_ns(op) : 1000000000LL;
 		if (obj->deleting) {
 			/* The object is going away; a status write would only

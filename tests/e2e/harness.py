@@ -210,6 +210,24 @@ def events(kube, namespace, name=None):
     return [e for e in items if name is None or e["regarding"]["name"] == name]
 
 
+def wait_events(kube, namespace, name, pred, what="the Events", timeout=30):
+    """The Events about name once pred(events) holds. The operator sends an
+    Event from a thread of its own (as client-go's broadcaster does), so it
+    may reach the API server a moment after the status that says the same."""
+    def check():
+        ev = events(kube, namespace, name)
+        return ev if pred(ev) else None
+    return wait_until(f"{what} of {name}", check, timeout=timeout)
+
+
+def wait_event(kube, namespace, name, reason, type_=None, timeout=30):
+    """The first Event about name with this reason (and type), once there."""
+    ev = wait_events(kube, namespace, name,
+                     lambda ev: any(e["reason"] == reason and type_ in (None, e["type"]) for e in ev),
+                     what=f"a {reason} Event", timeout=timeout)
+    return [e for e in ev if e["reason"] == reason and type_ in (None, e["type"])][0]
+
+
 def arm_token(emu):
     """A token from the emulator's Entra endpoint, for tests that call ARM
     themselves (to queue or cancel runs)."""

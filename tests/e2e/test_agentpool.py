@@ -8,7 +8,7 @@ import pytest
 
 from emulator import CLIENT, RG, SUB, TENANT, Emulator
 from harness import (SP_SECRET, arm, events, pool_obj, registry_obj, setup_azure, start_operator,
-                      wait_condition)
+                      wait_condition, wait_event, wait_events)
 from procs import wait_until
 
 SUBNET = (f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/"
@@ -86,13 +86,19 @@ def test_docs_workflow_create_scale_zero_delete(kube, namespace, azure, operator
         wait_condition(kube, "agentpool", "myagentpool", namespace, "Ready")
     # Azure answered each PUT and PATCH with Succeeded: one Event per
     # outcome (created, scaled to 2, scaled to 0), no Event per step.
-    reasons = [e["reason"] for e in events(kube, namespace, "myagentpool")]
-    assert sorted(reasons) == ["Created", "Scaled", "Scaled"], reasons
+    wait_events(kube, namespace, "myagentpool",
+                lambda ev: sorted(e["reason"] for e in ev) == ["Created", "Scaled", "Scaled"])
 
     # az acr agentpool delete: the Azure pool goes, then the finalizer.
+    azure.clear_requests()
     kube.run("delete", "agentpool", "myagentpool", "-n", namespace, "--timeout=60s")
     assert azure_pool(azure, "myagentpool") is None
     assert kube.run("get", "agentpool", "myagentpool", "-n", namespace, check=False).returncode != 0
+    # Azure answered the DELETE at once: that is the one request on the
+    # pool (no queue read, no GET to learn it is gone), and one Event.
+    assert [r["method"] for r in azure.requests(path_contains="/agentPools/myagentpool")] == ["DELETE"]
+    wait_events(kube, namespace, "myagentpool",
+                lambda ev: sorted(e["reason"] for e in ev) == ["Created", "Deleted", "Scaled", "Scaled"])
     assert op.alive()
 
 
@@ -226,7 +232,7 @@ def test_registry_missing_or_not_premium_is_stalled_and_pools_say_so(kube, names
     wait_condition(kube, "agentpool", "pool1", namespace, "Stalled", reason="RegistryNotFound")
     wait_condition(kube, "agentpool", "pool2", namespace, "Stalled", reason="RegistryNotPremium")
     assert not writes(azure, "/agentPools/")
-    assert any(e["type"] == "Warning" and e["reason"] == "RegistryNotPremium" for e in events(kube, namespace, "pool2"))
+    wait_event(kube, namespace, "pool2", "RegistryNotPremium", "Warning")
 
 
 # 5. Quota -----------------------------------------------------------------
@@ -285,8 +291,7 @@ def test_recreate_drains_deletes_and_recreates(kube, namespace, azure, operator)
     methods = [r["method"] for r in azure.requests(path_contains="/agentPools/swap")
                if r["method"] in ("PUT", "PATCH", "DELETE")]
     assert methods.index("DELETE") < len(methods) - 1 and methods[-1] == "PUT"
-    reasons = [e["reason"] for e in events(kube, namespace, "swap")]
-    assert "Draining" in reasons and "Recreating" in reasons
+    wait_events(kube, namespace, "swap", lambda ev: {"Draining", "Recreating"} <= {e["reason"] for e in ev})
 
 
 def test_recreate_drain_is_bounded(kube, namespace, azure, operator):
@@ -310,7 +315,7 @@ def test_matching_pool_adopted_without_write(kube, namespace, azure, operator):
     obj = wait_condition(kube, "agentpool", "existing", namespace, "Ready")
     assert obj["status"]["azureResourceId"]
     assert not writes(azure, "/agentPools/existing")
-    assert "Adopted" in [e["reason"] for e in events(kube, namespace, "existing")]
+    wait_event(kube, namespace, "existing", "Adopted")
 
 
 def test_conflicting_pool_stalled_and_never_modified(kube, namespace, azure, operator):
@@ -373,8 +378,8 @@ def test_drift_corrected_at_resync_with_one_list_per_registry(kube, namespace, a
     azure.clear_requests()
     wait_until("count put back to 1", lambda: azure_pool(azure, "drift2")["properties"]["count"] == 1
                and len(writes(azure, "/agentPools/drift2")) == 1, timeout=60)
-    ev = [e for e in events(kube, namespace, "drift2") if e["reason"] == "DriftCorrected"]
-    assert ev and "5" in ev[0]["note"] and ev[0]["type"] == "Warning"
+    ev = wait_event(kube, namespace, "drift2", "DriftCorrected")
+    assert "5" in ev["note"] and ev["type"] == "Warning"
     # Steady state: a resync reads the pools with LISTs, never one GET per pool.
     azure.clear_requests()
     start = op.metric("controller_runtime_reconcile_total", {"controller": "agentpool"})

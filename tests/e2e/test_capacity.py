@@ -12,7 +12,7 @@ import time
 import pytest
 
 from emulator import RG, SUB, Emulator
-from harness import events, pool_obj, registry_obj, setup_azure, start_operator, wait_condition
+from harness import pool_obj, registry_obj, setup_azure, start_operator, wait_condition, wait_event, wait_events
 from procs import wait_until
 
 
@@ -108,8 +108,7 @@ def test_autoscale_scales_up_to_max_drains_and_returns_to_zero(kube, namespace, 
     # The delay passes: back to zero, with an Event saying why.
     clock.advance(61)
     wait_until("the pool back at 0", lambda: azure_count(emu, "auto") == 0, timeout=60)
-    reasons = [e["reason"] for e in events(kube, namespace, "auto")]
-    assert "ScaleUp" in reasons and "ScaleDown" in reasons
+    wait_events(kube, namespace, "auto", lambda ev: {"ScaleUp", "ScaleDown"} <= {e["reason"] for e in ev})
 
 
 def get_status(kube, namespace, name):
@@ -166,7 +165,7 @@ def test_count_schedule_windows_in_a_time_zone(kube, namespace, emu, run_operato
         "nextWindowTime") == "2026-11-30T06:00:00Z")
     assert azure_count(emu, "office") == 0
     assert len(emu.requests(method="PATCH", path_contains="/agentPools/office")) == before
-    assert "ScheduleWindow" in [e["reason"] for e in events(kube, namespace, "office")]
+    wait_event(kube, namespace, "office", "ScheduleWindow")
 
 
 def emu_has(emu, name):
@@ -191,7 +190,7 @@ def test_autoscale_respects_quota_and_says_so(kube, namespace, emu, run_operator
     assert st["desiredCount"] == 4
     assert all(int(r["body"]["properties"]["count"]) <= 4
                for r in emu.requests(method="PATCH", path_contains="/agentPools/capped"))
-    assert "QuotaCapped" in [e["reason"] for e in events(kube, namespace, "capped")]
+    wait_event(kube, namespace, "capped", "QuotaCapped")
 
 
 def test_out_of_band_change_is_overridden_as_drift(kube, namespace, emu, run_operator, clock):
@@ -204,7 +203,7 @@ def test_out_of_band_change_is_overridden_as_drift(kube, namespace, emu, run_ope
     wait_condition(kube, "agentpool", "held", namespace, "Ready")
     emu.pool(SUB, RG, "myregistry", "held", "PATCH", {"count": 3})   # a human, out of band
     wait_until("back to 1", lambda: azure_count(emu, "held") == 1, timeout=60)
-    assert "DriftCorrected" in [e["reason"] for e in events(kube, namespace, "held")]
+    wait_event(kube, namespace, "held", "DriftCorrected")
 
 
 def test_metrics_show_desired_count_source_and_queue(kube, namespace, emu, run_operator, clock):

@@ -30,8 +30,8 @@ import uuid
 import pytest
 
 from emulator import Emulator
-from harness import (OPERATOR_NAMESPACE, OPERATOR_USER, SP_SECRET, events, operator_identity, pool_obj,
-                     setup_azure, start_operator, wait_condition)
+from harness import (OPERATOR_NAMESPACE, OPERATOR_USER, SP_SECRET, operator_identity, pool_obj,
+                     setup_azure, start_operator, wait_condition, wait_events)
 from procs import wait_until
 
 
@@ -160,9 +160,8 @@ def test_operator_works_end_to_end_under_least_privilege(kube, namespace, azure,
     kube.apply(pool_obj("leastpriv", tier="S1", count=0), namespace)
     kube.run("wait", "--for=jsonpath={.status.count}=0", "agentpool/leastpriv", "-n", namespace, "--timeout=60s")
 
-    ev = events(kube, namespace, "leastpriv")
-    reasons = {e["reason"] for e in ev}
-    assert reasons == {"Created", "Scaled"}, reasons  # one Event per outcome, Azure answering at once
+    # one Event per outcome, Azure answering at once
+    ev = wait_events(kube, namespace, "leastpriv", lambda ev: {e["reason"] for e in ev} == {"Created", "Scaled"})
     assert all(e["reportingController"] == "acrpool.dev/acrpool-controller" for e in ev)
     assert all(e["reportingInstance"] == me for e in ev)
 

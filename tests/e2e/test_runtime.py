@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from harness import wait_events
 from kubeenv import Kube, ROOT, TESTENV, _read_env
 from procs import BUILD, Proc, wait_until
 
@@ -81,8 +82,7 @@ def test_reconciles_with_finalizer_status_and_event_then_cleans_up(kube, namespa
     assert obj["metadata"]["finalizers"] == ["test.acrpool.dev/cleanup"]
     ready = [c for c in obj["status"]["conditions"] if c["type"] == "Ready"][0]
     assert ready["status"] == "True" and ready["observedGeneration"] == obj["metadata"]["generation"]
-    events = json.loads(kube.run("get", "events.events.k8s.io", "-n", namespace, "-o", "json").stdout)["items"]
-    assert any(e["reason"] == "Reconciled" and e["regarding"]["name"] == "w1" for e in events)
+    wait_events(kube, namespace, "w1", lambda ev: any(e["reason"] == "Reconciled" for e in ev))
     # readyz is ready once the cache synced
     assert ctl.get("/readyz")[0] == 200
     assert ctl.get("/healthz")[0] == 200
@@ -203,9 +203,8 @@ def test_two_replicas_elect_one_leader_and_fail_over_after_kill(kube, namespace,
     other = "replica-b" if first == "replica-a" else "replica-a"
     kube.apply(widget("w1", "one"), namespace)
     wait_observed(kube, namespace, "w1", "one")
-    notes = [e["note"] for e in json.loads(kube.run("get", "events.events.k8s.io", "-n", namespace,
-                                                     "-o", "json").stdout)["items"]]
-    assert any(f"(by {first})" in n for n in notes) and not any(f"(by {other})" in n for n in notes)
+    ev = wait_events(kube, namespace, "w1", lambda ev: any(f"(by {first})" in e["note"] for e in ev))
+    assert not any(f"(by {other})" in e["note"] for e in ev)
     # Both report ready: the standby's cache is warm.
     assert standby.get("/readyz")[0] == 200
     leader.p.kill()

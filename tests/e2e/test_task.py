@@ -4,7 +4,7 @@ Each test names the point of the issue it covers."""
 import base64
 import json
 
-from harness import arm, events, wait_condition
+from harness import arm, wait_condition, wait_event, wait_events
 from kubeenv import ROOT
 from procs import wait_until
 from taskharness import (HELLO, REG_PATH, all_text, azure, azure_task, emu, event_reasons, forbid,  # noqa: F401
@@ -45,7 +45,7 @@ def test_docs_scheduled_task_on_the_pool(kube, namespace, azure, operator):
     assert st["provisioningState"] == "Succeeded" and st["azureName"] == "mytask"
     assert st["observedGeneration"] == obj["metadata"]["generation"]
     assert {c["type"] for c in st["conditions"]} == {"Ready"}
-    assert "Created" in event_reasons(kube, namespace, "mytask")
+    wait_event(kube, namespace, "mytask", "Created")
     row = kube.run("get", "tasks", "-n", namespace).stdout.splitlines()
     assert row[0].split()[:3] == ["NAME", "POOL", "ENABLED"]
     assert row[1].split()[:3] == ["mytask", "myagentpool", "true"]
@@ -101,15 +101,14 @@ def test_waits_for_the_pool_then_proceeds_and_says_when_it_is_gone(kube, namespa
     wait_condition(kube, "agentpool", "slowpool", namespace, "Ready")
     wait_condition(kube, "task", "pooltask", namespace, "Ready")
     assert last_put(azure, "pooltask")["properties"]["agentPoolName"] == "slowpool"
-    assert "AgentPoolNotReady" in event_reasons(kube, namespace, "pooltask")
+    wait_event(kube, namespace, "pooltask", "AgentPoolNotReady")
 
     azure.settings(provisioningDelaySeconds=0)
     kube.run("delete", "agentpool", "slowpool", "-n", namespace, "--timeout=60s")
     obj = wait_condition(kube, "task", "pooltask", namespace, "Stalled", reason="AgentPoolNotFound")
     msg = [c for c in obj["status"]["conditions"] if c["type"] == "Ready"][0]["message"]
     assert "AgentPool slowpool" in msg and "does not exist" in msg
-    assert any(e["reason"] == "AgentPoolNotFound" and e["type"] == "Warning"
-               for e in events(kube, namespace, "pooltask"))
+    wait_event(kube, namespace, "pooltask", "AgentPoolNotFound", "Warning")
 
 
 # (3) Edits update Azure; drift is put back ---------------------------------------
@@ -134,7 +133,7 @@ def test_edits_update_the_azure_task(kube, namespace, azure, operator):
     assert t["agentPoolName"] == "mypool"
     obj = wait_condition(kube, "task", "edited", namespace, "Ready")
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"] == 2
-    assert "Updating" in event_reasons(kube, namespace, "edited")
+    wait_event(kube, namespace, "edited", "Updating")
     assert "DriftCorrected" not in event_reasons(kube, namespace, "edited"), "an edit is not drift"
 
     # A timer removed from the spec is removed in Azure (PUT, not a merging PATCH).
@@ -160,9 +159,8 @@ def test_drift_is_put_back_at_resync(kube, namespace, azure, operator):
     wait_until("agentPoolName put back",
                lambda: azure_task(azure, "drifty")["properties"].get("agentPoolName") == "mypool", timeout=30)
     assert azure_task(azure, "drifty")["properties"]["step"]["imageNames"] == ["myimage:mytag"]
-    ev = [e for e in events(kube, namespace, "drifty") if e["reason"] == "DriftCorrected"]
-    assert ev and ev[0]["type"] == "Warning"
-    assert "agentPoolName" in ev[0]["note"] and "imageNames" in ev[0]["note"]
+    ev = wait_event(kube, namespace, "drifty", "DriftCorrected", "Warning")
+    assert "agentPoolName" in ev["note"] and "imageNames" in ev["note"]
     assert len(operator_puts()) == puts_before + 1
     wait_condition(kube, "task", "drifty", namespace, "Ready")
     # In sync again: further resyncs write nothing to Azure.
@@ -205,8 +203,8 @@ def test_secrets_from_secret_refs_and_rotation(kube, namespace, azure, operator)
     assert puts[-1]["body"]["properties"]["step"]["contextAccessToken"] == token2
     wait_status(kube, "task", "secrettask", namespace, "a new secretHash",
                 lambda st: st.get("secretHash") not in (None, hash1))
-    reasons = event_reasons(kube, namespace, "secrettask")
-    assert "SecretRotated" in reasons and "DriftCorrected" not in reasons
+    wait_event(kube, namespace, "secrettask", "SecretRotated")
+    assert "DriftCorrected" not in event_reasons(kube, namespace, "secrettask")
 
     # A missing Secret key stalls the Task, naming the Secret, not a value.
     kube.run("delete", "secret", "npm", "-n", namespace)
@@ -239,5 +237,5 @@ def test_last_run_from_a_timer_shows_in_status_and_kubectl(kube, namespace, azur
     head, cols = row[0].split(), row[1].split()
     assert head[:5] == ["NAME", "POOL", "ENABLED", "LAST-RUN", "RUN-STATUS"]
     assert cols[3] == run_id and cols[4] == "Succeeded"
-    assert any(e["reason"] == "LastRun" and run_id in e["note"] for e in events(kube, namespace, "timed"))
+    wait_events(kube, namespace, "timed", lambda ev: any(e["reason"] == "LastRun" and run_id in e["note"] for e in ev))
     assert runs(azure, task="timed")[0]["runId"] == run_id

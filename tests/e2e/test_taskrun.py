@@ -9,9 +9,9 @@ import tarfile
 import urllib.request
 
 from emulator import RG, SUB
-from harness import events, pool_obj, wait_condition
+from harness import pool_obj, wait_condition, wait_event, wait_events
 from procs import wait_until
-from taskharness import (HELLO, SUBNET, all_text, azure, emu, event_reasons, forbid,  # noqa: F401
+from taskharness import (HELLO, SUBNET, all_text, azure, emu, forbid,  # noqa: F401
                          operator, ready_pool, runs, schedule_requests, status, task_obj, taskrun_obj,
                          wait_status)
 
@@ -60,8 +60,7 @@ def test_task_ref_runs_once_and_follows_the_run(kube, namespace, azure, operator
     assert img["registry"] == "myregistry.azurecr.io"
     assert f"Run ID: {run_id} was successful" in st["logTail"]
     assert len(st["logTail"].splitlines()) <= 20
-    reasons = event_reasons(kube, namespace, "run1")
-    assert "Scheduled" in reasons and "Succeeded" in reasons
+    wait_events(kube, namespace, "run1", lambda ev: {"Scheduled", "Succeeded"} <= {e["reason"] for e in ev})
 
     # The Task shows it as its last run.
     wait_status(kube, "task", "mytask", namespace, "lastRun of the TaskRun",
@@ -97,7 +96,7 @@ def test_quick_build_on_the_pool_that_fails(kube, namespace, azure, operator):
     ready = [c for c in st["conditions"] if c["type"] == "Ready"][0]
     assert ready["status"] == "False" and "exit status 1" in ready["message"]
     assert runs(azure, pool="mypool")[0]["runId"] == st["runId"]
-    assert any(e["reason"] == "RunFailed" and e["type"] == "Warning" for e in events(kube, namespace, "build1"))
+    wait_event(kube, namespace, "build1", "RunFailed", "Warning")
 
 
 def test_cancel_true_cancels_the_run(kube, namespace, azure, operator):
@@ -112,7 +111,7 @@ def test_cancel_true_cancels_the_run(kube, namespace, azure, operator):
     assert obj["status"]["runStatus"] == "Canceled" and obj["status"]["cancelRequested"] is True
     assert [r for r in azure.requests(method="POST", path_contains=f"/runs/{run_id}/cancel")]
     assert runs(azure, pool="mypool")[0]["status"] == "Canceled"
-    assert "CancelRequested" in event_reasons(kube, namespace, "canceled")
+    wait_event(kube, namespace, "canceled", "CancelRequested")
     # A canceled TaskRun cannot be resumed (admission).
     p = kube.run("patch", "taskrun", "canceled", "-n", namespace, "--type=merge", "-p", '{"spec":{"cancel":false}}',
                  check=False)
@@ -158,7 +157,7 @@ def test_at_most_once_across_kill_9_mid_schedule(kube, namespace, azure, operato
     assert obj["status"]["runId"] == mine[0]["runId"] and obj["status"]["runStatus"] == "Succeeded"
     assert obj["status"]["scheduleIntent"]["token"] == st["scheduleIntent"]["token"]
     assert len(schedule_requests(azure)) == 1, "the restarted operator did not request the run again"
-    assert "RunFound" in event_reasons(kube, namespace, "oncerun")
+    wait_event(kube, namespace, "oncerun", "RunFound")
     assert second.alive()
 
 
