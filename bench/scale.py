@@ -161,6 +161,33 @@ def status_kb(pid, key):
     return None
 
 
+def smaps_classes(pid):
+    """Resident kB by where it lives (/proc/PID/smaps): the heap, anonymous
+    mappings (thread stacks, further malloc arenas, large allocations, Go's
+    heap), the binary itself, and each shared library's pages (file-backed:
+    text mostly, shared with any other process using the same file)."""
+    out, name = {}, None
+    for line in pathlib.Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(None, 5)
+        if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:
+            path = head[5].strip() if len(head) > 5 else ""
+            if path == "[heap]":
+                name = "heap ([heap])"
+            elif not path or path.startswith("[anon") or path.startswith("[stack"):
+                name = "anonymous (stacks, arenas, mmap)"
+            elif path.startswith("["):
+                name = "other"
+            elif "/lib" in path and ".so" in path:
+                base = path.rsplit("/", 1)[-1].split(".so")[0]
+                name = base if base in ("libcrypto", "libssl", "libc", "libcurl", "libgnutls",
+                                         "libwebsockets", "libcjson") else "other shared libraries"
+            else:
+                name = "the binary"
+        elif line.startswith("Rss:") and name:
+            out[name] = out.get(name, 0) + int(line.split()[1])
+    return out
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -472,6 +499,7 @@ def run_one(kube, audit, tmp, n, which, peer_bin):
         pid = op.pid
         settle(op)
         res["idle_rss_0_kb"] = status_kb(pid, "VmRSS")
+        res["smaps_0"] = smaps_classes(pid)
 
         items = [{"apiVersion": "acrpool.dev/v1alpha1", "kind": "AgentPool",
                   "metadata": {"name": f"p{i:05d}", "namespace": ns},
@@ -510,6 +538,7 @@ def run_one(kube, audit, tmp, n, which, peer_bin):
         res["reconciles_per_pool"] = (rec1 - rec0) / n
         res["reconcile_errors"] = reconcile_errors(op) - err0
         res["idle_rss_n_kb"] = status_kb(pid, "VmRSS")
+        res["smaps_n"] = smaps_classes(pid)
         res["audit_startup"] = audit_requests(audit, a_start, a_rollout, USER_AGENT[which])
         res["audit_rollout"] = audit_requests(audit, a_rollout, a_settled, USER_AGENT[which])
         calls = sum(v for (verb, _, _), v in res["audit_rollout"].items() if verb not in ("watch", "list"))
@@ -721,6 +750,13 @@ def report(results, ns_list, peer_bin):
         header, rows = side_by_side(results, ns_list, figures)
         table(f"Where every API server request of a pool's life goes: {title} (audit log, per pool)",
               header, rows)
+
+    classes = sorted({c for n in ns_list for r in results[n].values() for k in ("smaps_0", "smaps_n")
+                      for c in r[k]})
+    figures = [(f"{c}, {when} (MiB)", mib, lambda r, c=c, k=k: r[k].get(c, 0))
+               for k, when in (("smaps_0", "idle with 0 pools"), ("smaps_n", "with N pools"))
+               for c in classes]
+    table("Where the resident bytes go (/proc/PID/smaps, Rss by mapping)", *side_by_side(results, ns_list, figures))
 
     rows = []
     for n in ns_list:

@@ -8,12 +8,16 @@
  *
  * Sending is asynchronous, as client-go's event broadcaster is: the caller
  * decides (new Event or series patch) under the lock and queues the
- * request; one sender thread talks to the API server in queue order, so a
- * series patch follows its Event. A reconcile thus pays no API round trip
- * for its Event. The queue holds at most MAX_PENDING requests (client-go
- * keeps 1000 too); beyond that an Event is dropped and counted, never
- * waited for. On free the sender sends what is queued, for at most
- * DRAIN_MS once stopping, then drops the rest.
+ * request, and SENDERS threads talk to the API server. A reconcile thus
+ * pays no API round trip for its Event. An Event's requests all go to the
+ * sender its name hashes to, in order, so a series patch follows its
+ * Event. One sender was too few: during a rollout of 10,000 pools the
+ * workers record Events faster than one connection's round trips send
+ * them. At most MAX_PENDING requests wait (client-go keeps 1000 too);
+ * then the caller waits for room, up to full_wait_ms, and only then drops
+ * the Event (counted): a burst slows down rather than loses its Events.
+ * On free the senders send what is queued, for at most DRAIN_MS once
+ * stopping, then drop the rest.
  */
 #include "recorder.h"
 
@@ -24,6 +28,8 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +39,7 @@
 #define NOTE_MAX 1024
 #define MAX_PENDING 1000
 #define DRAIN_MS 5000
+#define SENDERS 4
 
 struct recent {
 	char *key;        /* uid \n type \n reason \n note */
@@ -65,13 +72,19 @@ struct ctl_recorder {
 	size_t n;
 	unsigned long long seq;
 
-	/* the sender, under mu */
-	pthread_t sender;
-	pthread_cond_t wake;    /* a request was queued, or stopping */
-	pthread_cond_t idle;    /* the queue is empty and nothing is in flight */
-	struct pending *head, *tail;
+	/* the senders, under mu */
+	struct sender {
+		struct ctl_recorder *r;
+		pthread_t thread;
+		pthread_cond_t wake; /* a request was queued, or stopping */
+		struct pending *head, *tail;
+		bool busy;
+		bool started;
+	} senders[SENDERS];
+	pthread_cond_t idle;    /* a sender's queue emptied: flush looks again */
+	pthread_cond_t room;    /* a request left the queue (CLOCK_MONOTONIC) */
 	size_t npending;
-	bool busy;
+	long full_wait_ms;
 	bool stopping;
 	long long stop_ms;      /* monotonic, when stopping began */
 	unsigned long long dropped;
@@ -144,34 +157,91 @@ static void send_pending(struct ctl_recorder *r, struct pending *p)
 
 static void *sender_main(void *arg)
 {
-	struct ctl_recorder *r = arg;
+	struct sender *s = arg;
+	struct ctl_recorder *r = s->r;
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		while (!r->head && !r->stopping)
-			pthread_cond_wait(&r->wake, &r->mu);
-		struct pending *p = r->head;
+		while (!s->head && !r->stopping)
+			pthread_cond_wait(&s->wake, &r->mu);
+		struct pending *p = s->head;
 		if (!p)
 			break; /* stopping, and nothing left */
-		r->head = p->next;
-		if (!r->head)
-			r->tail = NULL;
+		s->head = p->next;
+		if (!s->head)
+			s->tail = NULL;
 		r->npending--;
+		pthread_cond_signal(&r->room);
 		bool late = r->stopping && monotonic_ms() - r->stop_ms > DRAIN_MS;
 		if (late)
 			r->dropped++;
-		r->busy = true;
+		s->busy = true;
 		pthread_mutex_unlock(&r->mu);
 		if (!late)
 			send_pending(r, p);
 		pending_free(p);
 		pthread_mutex_lock(&r->mu);
-		r->busy = false;
-		if (!r->head)
+		s->busy = false;
+		if (!s->head)
 			pthread_cond_broadcast(&r->idle);
 	}
 	pthread_cond_broadcast(&r->idle);
 	pthread_mutex_unlock(&r->mu);
 	return NULL;
+}
+
+/* FNV-1a: which sender an Event's requests go to. */
+static size_t sender_of(const char *name)
+{
+	uint32_t h = 2166136261u;
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+		h = (h ^ *c) * 16777619u;
+	return h % SENDERS;
+}
+
+static struct timespec deadline_in(long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+static void recent_dispose(struct recent *e)
+{
+	free(e->key);
+	free(e->ns);
+	free(e->name);
+	memset(e, 0, sizeof(*e));
+}
+
+/* Stop and join the senders that were started, then free everything. */
+static void destroy(struct ctl_recorder *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->stopping = true;
+	r->stop_ms = monotonic_ms();
+	for (size_t i = 0; i < SENDERS; i++)
+		pthread_cond_signal(&r->senders[i].wake);
+	pthread_cond_broadcast(&r->room);
+	pthread_mutex_unlock(&r->mu);
+	for (size_t i = 0; i < SENDERS; i++)
+		if (r->senders[i].started)
+			pthread_join(r->senders[i].thread, NULL);
+	for (size_t i = 0; i < r->n; i++)
+		recent_dispose(&r->recent[i]);
+	for (size_t i = 0; i < SENDERS; i++)
+		pthread_cond_destroy(&r->senders[i].wake);
+	pthread_cond_destroy(&r->room);
+	pthread_cond_destroy(&r->idle);
+	pthread_mutex_destroy(&r->mu);
+	free(r->controller);
+	free(r->instance);
+	free(r);
 }
 
 int ctl_recorder_new(struct ctl_recorder **out, struct ctl_kube_client *client,
@@ -183,18 +253,25 @@ int ctl_recorder_new(struct ctl_recorder **out, struct ctl_kube_client *client,
 	r->instance = xstrdup(opts->instance ? opts->instance : "acrpool-controller");
 	r->window_ms = opts->window_ms > 0 ? opts->window_ms : 10 * 60 * 1000;
 	r->now_ms = opts->now_ms ? opts->now_ms : system_now_ms;
+	r->full_wait_ms = opts->full_wait_ms > 0 ? opts->full_wait_ms : 10000;
 	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->wake, NULL);
 	pthread_cond_init(&r->idle, NULL);
-	if (pthread_create(&r->sender, NULL, sender_main, r) != 0) {
-		pthread_cond_destroy(&r->idle);
-		pthread_cond_destroy(&r->wake);
-		pthread_mutex_destroy(&r->mu);
-		free(r->controller);
-		free(r->instance);
-		free(r);
-		*out = NULL;
-		return ctl_error_set(CTL_ERR, "ThreadFailed", "cannot start the event sender");
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->room, &ca);
+	pthread_condattr_destroy(&ca);
+	for (size_t i = 0; i < SENDERS; i++) {
+		r->senders[i].r = r;
+		pthread_cond_init(&r->senders[i].wake, NULL);
+	}
+	for (size_t i = 0; i < SENDERS; i++) {
+		if (pthread_create(&r->senders[i].thread, NULL, sender_main, &r->senders[i]) != 0) {
+			destroy(r);
+			*out = NULL;
+			return ctl_error_set(CTL_ERR, "ThreadFailed", "cannot start the event senders");
+		}
+		r->senders[i].started = true;
 	}
 	*out = r;
 	return 0;
@@ -203,8 +280,9 @@ int ctl_recorder_new(struct ctl_recorder **out, struct ctl_kube_client *client,
 void ctl_recorder_flush(struct ctl_recorder *r)
 {
 	pthread_mutex_lock(&r->mu);
-	while (r->head || r->busy)
-		pthread_cond_wait(&r->idle, &r->mu);
+	for (size_t i = 0; i < SENDERS; i++)
+		while (r->senders[i].head || r->senders[i].busy)
+			pthread_cond_wait(&r->idle, &r->mu);
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -216,32 +294,11 @@ unsigned long long ctl_recorder_dropped(struct ctl_recorder *r)
 	return n;
 }
 
-static void recent_dispose(struct recent *e)
-{
-	free(e->key);
-	free(e->ns);
-	free(e->name);
-	memset(e, 0, sizeof(*e));
-}
 
 void ctl_recorder_free(struct ctl_recorder *r)
 {
-	if (!r)
-		return;
-	pthread_mutex_lock(&r->mu);
-	r->stopping = true;
-	r->stop_ms = monotonic_ms();
-	pthread_cond_signal(&r->wake);
-	pthread_mutex_unlock(&r->mu);
-	pthread_join(r->sender, NULL);
-	for (size_t i = 0; i < r->n; i++)
-		recent_dispose(&r->recent[i]);
-	pthread_cond_destroy(&r->idle);
-	pthread_cond_destroy(&r->wake);
-	pthread_mutex_destroy(&r->mu);
-	free(r->controller);
-	free(r->instance);
-	free(r);
+	if (r)
+		destroy(r);
 }
 
 static const char *str_or(const char *s, const char *def)
@@ -317,8 +374,13 @@ int ctl_recorder_event(struct ctl_recorder *r, const struct ctl_obj *obj, const 
 	struct pending *p = xcalloc(1, sizeof(*p));
 	p->now_ms = now;
 
-	/* Decide under the lock; the sender talks to the API server. */
+	/* Decide under the lock, once there is room; the senders talk to
+	 * the API server. */
 	pthread_mutex_lock(&r->mu);
+	struct timespec until = deadline_in(r->full_wait_ms);
+	bool timed_out = false;
+	while (r->npending >= MAX_PENDING && !r->stopping && !timed_out)
+		timed_out = pthread_cond_timedwait(&r->room, &r->mu, &until) != 0;
 	if (r->npending >= MAX_PENDING || r->stopping) {
 		r->dropped++;
 		pthread_mutex_unlock(&r->mu);
@@ -349,13 +411,14 @@ int ctl_recorder_event(struct ctl_recorder *r, const struct ctl_obj *obj, const 
 	p->name = xstrdup(e->name);
 	/* The Event itself goes with a series patch too, in case it expired. */
 	p->ev = new_event(r, obj, p->name, type, reason, action, note, now);
-	if (r->tail)
-		r->tail->next = p;
+	struct sender *s = &r->senders[sender_of(p->name)];
+	if (s->tail)
+		s->tail->next = p;
 	else
-		r->head = p;
-	r->tail = p;
+		s->head = p;
+	s->tail = p;
 	r->npending++;
-	pthread_cond_signal(&r->wake);
+	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&r->mu);
 	free(key);
 	return 0;

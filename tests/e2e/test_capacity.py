@@ -124,9 +124,10 @@ def test_burst_during_the_delay_cancels_the_scale_down(kube, namespace, emu, run
     submit_runs(emu, "bursty", ["a0", "a1"], 1)
     wait_until("the pool at 2", lambda: azure_count(emu, "bursty") == 2, timeout=60)
     wait_until("first runs done", lambda: all(run_status(emu, i) == "Succeeded" for i in ("a0", "a1")), timeout=60)
-    # 40 s into the 60 s delay a burst arrives...
+    # 40 s into the 60 s delay a burst arrives (runs of 3 s: the operator
+    # polls every second, so it cannot miss them between two looks)...
     clock.advance(40)
-    submit_runs(emu, "bursty", ["b0", "b1"], 1)
+    submit_runs(emu, "bursty", ["b0", "b1"], 3)
     wait_until("burst done", lambda: all(run_status(emu, i) == "Succeeded" for i in ("b0", "b1")), timeout=60)
     # ...so at 70 s (past the first delay, within the new one) it stays.
     clock.advance(30)
