@@ -15,11 +15,11 @@
 #include "agentpool_plan.h"
 #include "app.h"
 #include "azure.h"
-#include "capacity.h"
 #include "conditions.h"
 #include "error.h"
 #include "log.h"
 #include "objects.h"
+#include "schedule/capacity.h"
 #include "xalloc.h"
 
 #include <stdio.h>

@@ -12,8 +12,8 @@
 #include "azure.h"
 
 #include "agentpool_plan.h"
+#include "azure/identity.h"
 #include "error.h"
-#include "identity.h"
 #include "objects.h"
 #include "xalloc.h"
 

@@ -13,7 +13,7 @@
 #ifndef AZURE_H
 #define AZURE_H
 
-#include "arm.h"
+#include "azure/acr.h"
 #include "kube.h"
 #include "store.h"
 

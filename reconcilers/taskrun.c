@@ -34,6 +34,7 @@
  */
 #include "app.h"
 #include "azure.h"
+#include "azure/blob.h"
 #include "conditions.h"
 #include "error.h"
 #include "log.h"

@@ -16,7 +16,7 @@
 #ifndef TASKRUN_PLAN_H
 #define TASKRUN_PLAN_H
 
-#include "arm.h"
+#include "azure/acr.h"
 #include "task_plan.h"
 
 #include <cjson/cJSON.h>

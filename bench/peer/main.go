@@ -73,7 +73,7 @@ import (
 
 const (
 	finalizer          = "acrpool.dev/finalizer"
-	poolAPIVersion     = "2019-06-01-preview" // reconcilers/arm.h ARM_API_VERSION
+	poolAPIVersion     = "2019-06-01-preview" // reconcilers/azure/arm.h ARM_API_VERSION
 	registryAPIVersion = "2023-07-01"         // ARM_API_VERSION_REGISTRIES
 	armScope           = "https://management.azure.com/.default"
 	defaultPoll        = 5 * time.Second

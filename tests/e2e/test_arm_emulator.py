@@ -1,12 +1,14 @@
-"""The ARM client and Azure identity (reconcilers/arm.c, identity.c) end to
-end against the Azure emulator: a real peer that follows the published
-swagger, its LRO shapes in both api-versions, its token endpoint and IMDS.
+"""The ARM client and Azure identity (reconcilers/azure/: arm.c, acr.c,
+blob.c, identity.c) end to end against the Azure emulator: a real peer that
+follows the published swagger, its LRO shapes in both api-versions, its
+token endpoint and IMDS.
 
 Each test drives acrpool-armtool (tests/e2e/armtool/armtool.c), a thin
-command-line driver over arm.h, and checks two views of the same calls: the
-tool's JSON (what the client understood, including the HTTP attempts it made
-and how long it slept) and the emulator's request log (what went over the
-wire: method, path, api-version, body, x-ms-client-request-id, User-Agent).
+command-line driver over azure/arm.h, acr.h and blob.h, and checks two
+views of the same calls: the tool's JSON (what the client understood,
+including the HTTP attempts it made and how long it slept) and the
+emulator's request log (what went over the wire: method, path,
+api-version, body, x-ms-client-request-id, User-Agent).
 No token, secret or SAS signature may appear in anything the tool prints,
 and the sanitizers must have nothing to say.
 """

@@ -8,9 +8,9 @@
  */
 #include "fuzz.h"
 
-#include "arm.h"
+#include "azure/arm.h"
+#include "azure/identity.h"
 #include "error.h"
-#include "identity.h"
 
 #define SECRET "s3cr3t-Zq9"
 

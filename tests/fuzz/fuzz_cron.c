@@ -8,9 +8,9 @@
  */
 #include "fuzz.h"
 
-#include "cron.h"
 #include "error.h"
-#include "tz.h"
+#include "schedule/cron.h"
+#include "schedule/tz.h"
 
 static const struct tz *zones[2];
 

@@ -9,10 +9,11 @@
  */
 #include "fuzz.h"
 
-#include "arm.h"
+#include "azure/acr.h"
+#include "azure/arm.h"
+#include "azure/identity.h"
 #include "buf.h"
 #include "error.h"
-#include "identity.h"
 #include "kube.h"
 
 #include <cjson/cJSON.h>

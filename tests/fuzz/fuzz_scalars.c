@@ -6,7 +6,7 @@
  */
 #include "fuzz.h"
 
-#include "arm.h"
+#include "azure/arm.h"
 #include "conditions.h"
 #include "error.h"
 #include "options.h"

@@ -6,9 +6,9 @@
  */
 #include "fuzz.h"
 
-#include "cron.h"
 #include "error.h"
-#include "tz.h"
+#include "schedule/cron.h"
+#include "schedule/tz.h"
 
 #define SPAN (200LL * 365 * 86400) /* search around now, far beyond any zone */
 

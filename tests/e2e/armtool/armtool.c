@@ -1,7 +1,8 @@
 /*
- * armtool: a command-line driver over the ARM client (reconcilers/arm.h)
- * and Azure identity (reconcilers/identity.h), for the end-to-end tests
- * against the Azure emulator (tests/e2e/test_arm_emulator.py).
+ * armtool: a command-line driver over the ARM client (reconcilers/azure/:
+ * arm.h, acr.h, blob.h) and Azure identity (reconcilers/azure/identity.h),
+ * for the end-to-end tests against the Azure emulator
+ * (tests/e2e/test_arm_emulator.py).
  *
  *   acrpool-armtool [--arm-endpoint URL] [--authority-host URL]
  *       [--imds-endpoint URL] [--api-version V] [--registries-api-version V]
@@ -35,9 +36,11 @@
  * token cache's one-fetcher-many-waiters path). --wait polls the LRO a
  * write returns to completion, like pool-op-poll does.
  */
-#include "arm.h"
+#include "azure/acr.h"
+#include "azure/arm.h"
+#include "azure/blob.h"
+#include "azure/identity.h"
 #include "error.h"
-#include "identity.h"
 #include "log.h"
 #include "xalloc.h"
 

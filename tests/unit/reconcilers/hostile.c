@@ -11,12 +11,13 @@
 
 #include "canned_http.h"
 
-#include "arm.h"
+#include "azure/acr.h"
+#include "azure/arm.h"
+#include "azure/identity.h"
 #include "buf.h"
-#include "cron.h"
 #include "error.h"
-#include "identity.h"
-#include "tz.h"
+#include "schedule/cron.h"
+#include "schedule/tz.h"
 #include "xalloc.h"
 
 #include <cjson/cJSON.h>

@@ -1,5 +1,5 @@
 /*
- * Tests for reconcilers/identity.c: the cloud table, token response and
+ * Tests for reconcilers/azure/identity.c: the cloud table, token response and
  * error parsing, refresh timing and cache decisions with an injected clock,
  * and the exact token requests each credential sends (canned_http.h).
  */
@@ -7,8 +7,8 @@
 
 #include "canned_http.h"
 
+#include "azure/identity.h"
 #include "error.h"
-#include "identity.h"
 #include "xalloc.h"
 
 #include <pthread.h>

@@ -12,7 +12,7 @@
  * time never maps to an earlier first occurrence, the first candidate that
  * lands on the right side of t is the answer.
  */
-#include "cron.h"
+#include "schedule/cron.h"
 
 #include "error.h"
 

@@ -2,11 +2,11 @@
  * capacity.c: the countSchedule, autoscale and quota decisions. See
  * capacity.h for the contract and docs/capacity.md for the policy.
  */
-#include "capacity.h"
+#include "schedule/capacity.h"
 
 #include "agentpool_plan.h"
-#include "cron.h"
 #include "error.h"
+#include "schedule/cron.h"
 
 #include <stdio.h>
 #include <string.h>

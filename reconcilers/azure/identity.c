@@ -7,7 +7,7 @@
  * short-lived curl easy handle: they happen about once an hour, and keeping
  * them off the ARM client's handles keeps the two layers independent.
  */
-#include "identity.h"
+#include "azure/identity.h"
 
 #include "buf.h"
 #include "error.h"

@@ -11,7 +11,7 @@
  * The cache is a list under one mutex, keyed by file path. Entries are never
  * removed, which is what makes handing out bare pointers safe.
  */
-#include "tz.h"
+#include "schedule/tz.h"
 
 #include "error.h"
 #include "xalloc.h"

@@ -22,7 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "tz.h"
+#include "schedule/tz.h"
 
 /* One countSchedule window as declared. Unset integers are -1. */
 struct capacity_window {

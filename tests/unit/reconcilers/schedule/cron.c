@@ -1,15 +1,16 @@
 /*
- * Tests for reconcilers/cron.c: what parses to what, every malformed form
- * with its message, next/prev across month and year ends, Feb 29, the
- * day-of-month OR day-of-week rule, the one-year search bound, and the DST
- * semantics (a wall time in the spring-forward gap does not fire; one in the
- * fall-back fold fires once) in real zones. Clocks are fixed instants.
+ * Tests for reconcilers/schedule/cron.c: what parses to what, every
+ * malformed form with its message, next/prev across month and year ends,
+ * Feb 29, the day-of-month OR day-of-week rule, the one-year search bound,
+ * and the DST semantics (a wall time in the spring-forward gap does not
+ * fire; one in the fall-back fold fires once) in real zones. Clocks are
+ * fixed instants.
  */
 #include "test.h"
 
-#include "cron.h"
 #include "error.h"
-#include "tz.h"
+#include "schedule/cron.h"
+#include "schedule/tz.h"
 
 #include <stdint.h>
 #include <time.h>

@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "tz.h"
+#include "schedule/tz.h"
 
 struct cron {
 	uint64_t minutes;  /* bit m: minute m, 0-59 */

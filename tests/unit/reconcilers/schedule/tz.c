@@ -1,14 +1,15 @@
 /*
- * Tests for reconcilers/tz.c: offsets from the real zoneinfo files (DST both
- * ways, half-hour DST, no DST, the POSIX footer for far-future times),
- * wall-clock to UTC in gaps and folds, names that are refused, TZif files
- * that are malformed in every way we could think of (and every truncation of
- * a real one), and a cross-check against glibc's own reading of the files.
+ * Tests for reconcilers/schedule/tz.c: offsets from the real zoneinfo files
+ * (DST both ways, half-hour DST, no DST, the POSIX footer for far-future
+ * times), wall-clock to UTC in gaps and folds, names that are refused, TZif
+ * files that are malformed in every way we could think of (and every
+ * truncation of a real one), and a cross-check against glibc's own reading
+ * of the files.
  */
 #include "test.h"
 
 #include "error.h"
-#include "tz.h"
+#include "schedule/tz.h"
 
 #include <pthread.h>
 #include <stdint.h>

@@ -1,5 +1,6 @@
 /*
- * arm.h: the Azure Resource Manager client for the ACR Tasks surface.
+ * arm.h: the Azure Resource Manager client's core, shared by every
+ * resource provider's typed calls.
  *
  * Three layers, each usable on its own:
  *  - arm_request(): one logical ARM call on libcurl. It adds the bearer
@@ -13,8 +14,12 @@
  *  - long-running operations as data: a write returns a struct
  *    arm_operation (poll URL, kind, retry-after) that a reconciler may store
  *    in status; arm_operation_poll() looks once and never blocks.
- *  - typed calls: registries, agent pools (small C structs), tasks (cJSON
- *    bodies built by the caller), runs, scheduleRun, build source upload.
+ *  - typed calls, one header per resource provider on top of this one:
+ *    acr.h (Microsoft.ContainerRegistry: registries, agent pools, tasks,
+ *    runs, scheduleRun, build source upload URL) and blob.h (Azure Storage
+ *    through SAS URLs: run log tails, build source uploads). They share
+ *    the core's plumbing through arm_internal.h, which nothing outside
+ *    azure/ includes.
  *
  * A client is shared by all workers: it keeps no per-call state (every
  * result lands in the caller's struct), and its libcurl connection cache
@@ -24,8 +29,8 @@
 #ifndef ACRPOOL_ARM_H
 #define ACRPOOL_ARM_H
 
+#include "azure/identity.h"
 #include "buf.h"
-#include "identity.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -35,7 +40,9 @@
  * listBuildSourceUploadUrl (docs/arm-api-versions.md says why). The client
  * reads the response shapes of both 2019-06-01-preview and
  * 2025-03-01-preview, so switching is this one line (or
- * arm_options.api_version at run time). */
+ * arm_options.api_version at run time). It is the client's default: a
+ * path without an api-version gets this one, so another resource
+ * provider's typed calls put their own in the path. */
 #define ARM_API_VERSION "2019-06-01-preview"
 /* Registries GET lives in another swagger (containerregistry.json); the
  * Tasks preview versions do not cover it. */
@@ -44,13 +51,6 @@
 /* Wait before the next poll when an LRO response has no Retry-After
  * (azcore's default; the RPC says 60 s). */
 #define ARM_LRO_DEFAULT_POLL_MS 30000L
-
-/* Where a registry lives. Borrowed strings. */
-struct arm_registry_ref {
-	const char *subscription_id;
-	const char *resource_group;
-	const char *name;
-};
 
 /* Called after every HTTP attempt (status 0: no response). */
 typedef void (*arm_metrics_fn)(const char *method, const char *operation, long status,
@@ -220,165 +220,12 @@ int arm_operation_status_parse(enum arm_lro_state *out, char **code, char **mess
 int arm_operation_poll(enum arm_lro_state *state, cJSON **result, struct arm_client *c,
 		       struct arm_operation *op);
 
-/* ---- registries ---- */
+/* ---- what every resource provider's typed calls share ---- */
 
-struct arm_registry {
-	char *id;
-	char *location;
-	char *login_server;
-	char *sku_name;             /* "Premium" */
-	char *sku_tier;             /* "Premium" */
-	char *provisioning_state;
-};
-
-int arm_registry_get(struct arm_registry **out, struct arm_client *c, const struct arm_registry_ref *ref);
-void arm_registry_free(struct arm_registry *r);
-
-/* ---- agent pools ---- */
-
+/* A resource tag (ARM tags are name/value strings on any resource). */
 struct arm_tag {
 	char *name;
 	char *value;
 };
-
-struct arm_agent_pool {
-	char *id;
-	char *name;
-	char *location;
-	char *tier;                 /* S1, S2, S3, I6 */
-	char *os;                   /* Linux */
-	char *subnet_id;            /* virtualNetworkSubnetResourceId, or NULL */
-	char *provisioning_state;   /* NULL reads as Succeeded */
-	int count;                  /* -1 when absent */
-	struct arm_tag *tags;
-	size_t ntags;
-};
-
-/* Fill p from an AgentPool resource body. 0 or CTL_EINVALID. */
-int arm_agent_pool_from_json(struct arm_agent_pool *p, const cJSON *json);
-/* The PUT body for a desired pool (location, tags, count, tier, os, subnet). */
-cJSON *arm_agent_pool_to_json(const struct arm_agent_pool *p);
-void arm_agent_pool_dispose(struct arm_agent_pool *p);
-void arm_agent_pool_free(struct arm_agent_pool *p);
-void arm_agent_pool_array_free(struct arm_agent_pool *items, size_t n);
-
-/* PUT the pool; *out is the answer's pool (may say Creating), *op the
- * operation to poll or NULL when done. out and op may be NULL. */
-int arm_agent_pool_create(struct arm_agent_pool **out, struct arm_operation **op, struct arm_client *c,
-			  const struct arm_registry_ref *ref, const char *name,
-			  const struct arm_agent_pool *desired);
-int arm_agent_pool_get(struct arm_agent_pool **out, struct arm_client *c,
-		       const struct arm_registry_ref *ref, const char *name);
-/* PATCH count (when count >= 0) and tags (when tags_set; replaces the whole
- * set, ntags may be 0). */
-int arm_agent_pool_update(struct arm_agent_pool **out, struct arm_operation **op, struct arm_client *c,
-			  const struct arm_registry_ref *ref, const char *name, int count,
-			  const struct arm_tag *tags, size_t ntags, int tags_set);
-/* DELETE. 204 and 404 are success with *op NULL (already gone). */
-int arm_agent_pool_delete(struct arm_operation **op, struct arm_client *c,
-			  const struct arm_registry_ref *ref, const char *name);
-/* Every pool of the registry, following nextLink. */
-int arm_agent_pool_list(struct arm_agent_pool **items, size_t *n, struct arm_client *c,
-			const struct arm_registry_ref *ref);
-/* Runs queued on the pool (listQueueStatus). */
-int arm_agent_pool_queue_status(int *count, struct arm_client *c, const struct arm_registry_ref *ref,
-				const char *name);
-
-/* ---- tasks (bodies are cJSON built by the caller; results owned by the caller) ---- */
-
-int arm_task_create(cJSON **out, struct arm_operation **op, struct arm_client *c,
-		    const struct arm_registry_ref *ref, const char *name, const cJSON *body);
-int arm_task_update(cJSON **out, struct arm_operation **op, struct arm_client *c,
-		    const struct arm_registry_ref *ref, const char *name, const cJSON *patch);
-int arm_task_get(cJSON **out, struct arm_client *c, const struct arm_registry_ref *ref, const char *name);
-int arm_task_delete(struct arm_operation **op, struct arm_client *c, const struct arm_registry_ref *ref,
-		    const char *name);
-/* *out is a JSON array of every task, following nextLink. */
-int arm_task_list(cJSON **out, struct arm_client *c, const struct arm_registry_ref *ref);
-
-/* ---- runs ---- */
-
-struct arm_run_image {
-	char *registry;
-	char *repository;
-	char *tag;
-	char *digest;
-};
-
-struct arm_run {
-	char *id;
-	char *run_id;
-	char *status;               /* Queued, Started, Running, Succeeded, Failed, Canceled, Error, Timeout */
-	char *run_type;
-	char *task;
-	char *agent_pool_name;
-	char *create_time;          /* ISO 8601 as sent */
-	char *start_time;
-	char *finish_time;
-	char *last_updated_time;
-	char *run_error_message;
-	char *provisioning_state;
-	char *trigger;              /* what started it: the timer's name, "SourceTrigger" or
-				     * "BaseImageUpdate"; NULL for a scheduleRun request */
-	struct arm_run_image *output_images;
-	size_t noutput_images;
-};
-
-int arm_run_from_json(struct arm_run *r, const cJSON *json);
-void arm_run_dispose(struct arm_run *r);
-void arm_run_free(struct arm_run *r);
-void arm_run_array_free(struct arm_run *items, size_t n);
-/* Succeeded, Failed, Canceled, Error, Timeout. */
-int arm_run_status_terminal(const char *status);
-
-/* POST scheduleRun with a RunRequest body. Normally *out is the run and
- * *op NULL; a 2019-style 202 leaves *out NULL and *op to poll (the run is
- * the poll's result: arm_run_from_json on it). */
-int arm_run_schedule(struct arm_run **out, struct arm_operation **op, struct arm_client *c,
-		     const struct arm_registry_ref *ref, const cJSON *request);
-/* scheduleRun sent at most once: no retry after the request may have
- * reached Azure (only a refused connection or a 429, which ARM answers
- * before the resource provider sees the request, are tried again). When it
- * fails, *unknown says whether Azure may still have created the run (no
- * answer, a timeout, a 5xx): the caller must then look for the run instead
- * of asking again. A 4xx other than 429 means Azure refused it: no run. */
-int arm_run_schedule_once(struct arm_run **out, struct arm_operation **op, int *unknown, struct arm_client *c,
-			  const struct arm_registry_ref *ref, const cJSON *request);
-int arm_run_get(struct arm_run **out, struct arm_client *c, const struct arm_registry_ref *ref,
-		const char *run_id);
-/* Runs matching filter (OData, may be NULL), at most top (0: all), newest
- * first as ARM returns them; follows nextLink. */
-int arm_run_list(struct arm_run **items, size_t *n, struct arm_client *c,
-		 const struct arm_registry_ref *ref, const char *filter, int top);
-int arm_run_cancel(struct arm_operation **op, struct arm_client *c, const struct arm_registry_ref *ref,
-		   const char *run_id);
-/* The run log's blob SAS URL. *out is a secret: never log it (log
- * ctl_log_redact_url of it), never put it in status. */
-int arm_run_log_sas_url(char **out, struct arm_client *c, const struct arm_registry_ref *ref,
-			const char *run_id);
-
-/* The last tail bytes (at most) of the blob at url (a SAS URL such as a
- * run's logLink: the SAS is the credential, no bearer token is sent). Asks
- * for the size first (a one-byte x-ms-range), then for the tail; a server
- * that ignores ranges sends everything and only the tail is kept. *out is
- * NUL-terminated (caller frees), *len its length. Errors never quote the
- * URL. */
-int arm_blob_tail(char **out, size_t *len, struct arm_client *c, const char *url, size_t tail);
-
-/* ---- build source upload ---- */
-
-struct arm_upload_url {
-	char *upload_url;           /* SAS URL: a secret, never log */
-	char *relative_path;        /* pass as sourceLocation */
-};
-
-int arm_build_source_upload_url(struct arm_upload_url *out, struct arm_client *c,
-				const struct arm_registry_ref *ref);
-void arm_upload_url_dispose(struct arm_upload_url *u);
-/* PUT data (a tar.gz) to upload_url as a block blob (no bearer token: the
- * SAS is the credential). Retries like arm_request. Errors never quote the
- * URL. */
-int arm_build_source_upload(struct arm_client *c, const char *upload_url, const void *data, size_t len);
-int arm_build_source_upload_file(struct arm_client *c, const char *upload_url, const char *path);
 
 #endif

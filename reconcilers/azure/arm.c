@@ -1,5 +1,8 @@
 /*
- * arm.c: the ARM client on libcurl. See arm.h.
+ * arm.c: the ARM core on libcurl: the client, one request with its
+ * retries, ARM errors, long-running operations, and the plumbing the typed
+ * calls share (arm_internal.h). See arm.h. The typed calls themselves live
+ * in one file per resource provider (acr.c) and blob.c (SAS URLs).
  *
  * Owns the client's configuration copies and a CURLSH that shares the
  * connection, DNS and TLS session caches between the easy handles the
@@ -17,7 +20,7 @@
  * sleeping through a throttling storm.
  */
 #define _GNU_SOURCE
-#include "arm.h"
+#include "azure/arm_internal.h"
 
 #include "error.h"
 #include "log.h"
@@ -25,7 +28,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,10 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define USER_AGENT "acrpool/" ACRPOOL_VERSION
-#define BLOB_VERSION "2020-10-02"
 #define MAX_PAGES 1000
-#define UPLOAD_FILE_MAX (256u * 1024 * 1024)
 #define HEADER_VALUE_MAX 8192
 
 struct arm_client {
@@ -77,7 +76,7 @@ static int64_t default_clock(void *arg)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static double monotonic_seconds(void)
+double arm_monotonic_seconds(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -116,7 +115,7 @@ static double jitter(void)
 	return (double)v / 4294967296.0;
 }
 
-static char *escape(const char *s)
+char *arm_escape(const char *s)
 {
 	char *e = curl_easy_escape(NULL, s ? s : "", 0);
 	if (!e)
@@ -126,14 +125,14 @@ static char *escape(const char *s)
 	return r;
 }
 
-static const cJSON *jget(const cJSON *o, const char *name)
+const cJSON *arm_jget(const cJSON *o, const char *name)
 {
 	return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
 }
 
-static char *jstr(const cJSON *o, const char *name)
+char *arm_jstr(const cJSON *o, const char *name)
 {
-	const cJSON *v = jget(o, name);
+	const cJSON *v = arm_jget(o, name);
 	return cJSON_IsString(v) ? xstrdup(v->valuestring) : NULL;
 }
 
@@ -269,6 +268,11 @@ const char *arm_client_api_version(const struct arm_client *c)
 	return c->api_version;
 }
 
+const char *arm_client_registries_api_version(const struct arm_client *c)
+{
+	return c->registries_api_version;
+}
+
 void arm_response_init(struct arm_response *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -358,17 +362,17 @@ int arm_error_set(long status, const char *body, const char *request_id, long re
 		code = CTL_ERR;
 	snprintf(reason, sizeof(reason), "HttpStatus%ld", status);
 	if (cJSON_IsObject(o)) {
-		e = jget(o, "error");
+		e = arm_jget(o, "error");
 		if (!cJSON_IsObject(e))
-			e = jget(o, "odata.error");
+			e = arm_jget(o, "odata.error");
 		if (!cJSON_IsObject(e))
 			e = o;
 	}
-	const cJSON *ec = jget(e, "code"), *em = jget(e, "message");
+	const cJSON *ec = arm_jget(e, "code"), *em = arm_jget(e, "message");
 	if (cJSON_IsString(ec) && ec->valuestring[0])
 		copy_clean(reason, sizeof(reason), ec->valuestring, 100);
 	if (cJSON_IsObject(em)) /* odata: {"message":{"lang":..,"value":..}} */
-		em = jget(em, "value");
+		em = arm_jget(em, "value");
 	if (cJSON_IsString(em) && em->valuestring[0])
 		copy_clean(message, sizeof(message), em->valuestring, 900);
 	else if (status == 0)
@@ -383,8 +387,9 @@ int arm_error_set(long status, const char *body, const char *request_id, long re
 }
 
 /* An Azure Storage error is XML: <Error><Code>AuthenticationFailed</Code>.
- * Its <Message> can quote the signature, so only the code is kept. */
-static int blob_error_set(long status, const char *body, const char *request_id, long retry_after_ms)
+ * Its <Message> can quote the signature, so only the code is kept. Here,
+ * not in blob.c, because the retry loop below records it for blob calls. */
+int arm_blob_error_set(long status, const char *body, const char *request_id, long retry_after_ms)
 {
 	int code = ctl_error_from_http(status);
 	char reason[128];
@@ -401,20 +406,6 @@ static int blob_error_set(long status, const char *body, const char *request_id,
 }
 
 /* ---- the wire ---- */
-
-struct wire_req {
-	const char *method;
-	const char *url;
-	const char *operation;
-	const void *body;          /* NULL: none */
-	size_t len;
-	const char *content_type;
-	const char *const *extra;  /* NULL-terminated extra headers */
-	int auth;                  /* send the bearer token (ARM) */
-	int blob;                  /* storage: url is a secret, errors are XML */
-	int once;                  /* not idempotent: no retry once Azure may have it */
-	int *unknown;              /* once: set when the outcome is unknown */
-};
 
 struct wire_state {
 	struct arm_response *r;
@@ -489,7 +480,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static int transport_retryable(CURLcode cc)
+int arm_transport_retryable(CURLcode cc)
 {
 	switch (cc) {
 	case CURLE_COULDNT_RESOLVE_HOST:
@@ -516,12 +507,37 @@ static void slist_free_zeroed(struct curl_slist *h)
 	curl_slist_free_all(h);
 }
 
+CURL *arm_easy_new(struct arm_client *c, const char *url, char *errbuf)
+{
+	CURL *e = curl_easy_init();
+	if (!e)
+		abort();
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_SHARE, c->share);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, ARM_USER_AGENT);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	if (c->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+	return e;
+}
+
+void arm_client_metric(const struct arm_client *c, const char *method, const char *operation, long status,
+		       double seconds)
+{
+	if (c->metrics)
+		c->metrics(method, operation, status, seconds, c->metrics_arg);
+}
+
 /*
  * One HTTP exchange. Returns 0 when a response arrived (any status, in r),
  * else CTL_EUNAVAIL (retryable transport error), CTL_ETOOBIG (body over the
  * cap) or CTL_ERR, with ctl_error set. Never quotes a blob URL.
  */
-static int perform(struct arm_client *c, struct arm_response *r, const struct wire_req *q,
+static int perform(struct arm_client *c, struct arm_response *r, const struct arm_wire_req *q,
 		   const char *token, CURLcode *ccout)
 {
 	int rc = CTL_ERR;
@@ -529,9 +545,7 @@ static int perform(struct arm_client *c, struct arm_response *r, const struct wi
 	struct curl_slist *h = NULL;
 	char line[128], errbuf[CURL_ERROR_SIZE] = "";
 	char *auth = NULL;
-	CURL *e = curl_easy_init();
-	if (!e)
-		abort();
+	CURL *e = arm_easy_new(c, q->url, errbuf);
 
 	ctl_buf_reset(&r->body);
 	r->status = 0;
@@ -542,21 +556,11 @@ static int perform(struct arm_client *c, struct arm_response *r, const struct wi
 	r->request_id[0] = r->correlation_id[0] = '\0';
 	arm_uuid(r->client_request_id);
 
-	curl_easy_setopt(e, CURLOPT_URL, q->url);
-	curl_easy_setopt(e, CURLOPT_SHARE, c->share);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
 	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, USER_AGENT);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, &w);
-	if (c->ca_file)
-		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
 	/* Location is an LRO monitor, never a redirect to follow. */
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 
@@ -587,14 +591,13 @@ static int perform(struct arm_client *c, struct arm_response *r, const struct wi
 	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
 
-	double t0 = monotonic_seconds();
+	double t0 = arm_monotonic_seconds();
 	CURLcode cc = curl_easy_perform(e);
-	double secs = monotonic_seconds() - t0;
+	double secs = arm_monotonic_seconds() - t0;
 	*ccout = cc;
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
-	if (c->metrics)
-		c->metrics(q->method, q->operation, cc == CURLE_OK ? r->status : 0, secs, c->metrics_arg);
+	arm_client_metric(c, q->method, q->operation, cc == CURLE_OK ? r->status : 0, secs);
 
 	if (cc == CURLE_WRITE_ERROR) {
 		rc = ctl_error_set(CTL_ETOOBIG, "ResponseTooLarge", "%s: response body exceeds %zu bytes",
@@ -602,7 +605,7 @@ static int perform(struct arm_client *c, struct arm_response *r, const struct wi
 		goto done;
 	}
 	if (cc != CURLE_OK) {
-		rc = transport_retryable(cc) ? CTL_EUNAVAIL : CTL_ERR;
+		rc = arm_transport_retryable(cc) ? CTL_EUNAVAIL : CTL_ERR;
 		/* The error buffer can name the URL; a blob URL is a secret. */
 		ctl_error_set(rc, "ConnectionFailed", "%s: %s", q->operation,
 			      q->blob || !errbuf[0] ? curl_easy_strerror(cc) : errbuf);
@@ -627,7 +630,7 @@ done:
  * the token it was sent with and repeats once with a fresh token, outside
  * the attempt count.
  */
-static int send_with_retries(struct arm_response *r, struct arm_client *c, const struct wire_req *q)
+int arm_send(struct arm_response *r, struct arm_client *c, const struct arm_wire_req *q)
 {
 	int rc = CTL_ERR, refreshed = 0;
 	char *token = NULL;
@@ -674,8 +677,8 @@ static int send_with_retries(struct arm_response *r, struct arm_client *c, const
 			 * it), but its Retry-After still says when to look
 			 * again; the reconcile loop takes it from the error. */
 			if (rc == 0)
-				rc = q->blob ? blob_error_set(r->status, ctl_buf_str(&r->body), r->request_id,
-							      r->retry_after_ms)
+				rc = q->blob ? arm_blob_error_set(r->status, ctl_buf_str(&r->body), r->request_id,
+								  r->retry_after_ms)
 					     : arm_error_set(r->status, ctl_buf_str(&r->body), r->request_id,
 							     r->retry_after_ms);
 			goto done;
@@ -685,7 +688,7 @@ static int send_with_retries(struct arm_response *r, struct arm_client *c, const
 				    : arm_backoff_ms(n, c->retry_delay_ms, c->max_retry_delay_ms, jitter());
 		if (n >= c->max_attempts || wait > c->max_retry_delay_ms || r->slept_ms + wait > c->budget_ms) {
 			if (rc == 0) {
-				rc = q->blob ? blob_error_set(r->status, ctl_buf_str(&r->body), r->request_id, wait)
+				rc = q->blob ? arm_blob_error_set(r->status, ctl_buf_str(&r->body), r->request_id, wait)
 					     : arm_error_set(r->status, ctl_buf_str(&r->body), r->request_id, wait);
 				/* Every retryable status maps to CTL_EUNAVAIL already;
 				 * this keeps it so if the mapping ever changes. */
@@ -709,7 +712,7 @@ done:
 }
 
 /* The absolute URL for an ARM path with an api-version. */
-static char *path_url(const struct arm_client *c, const char *path, const char *api_version)
+char *arm_path_url(const struct arm_client *c, const char *path, const char *api_version)
 {
 	if (strstr(path, "api-version="))
 		return xasprintf("%s%s", c->endpoint, path);
@@ -729,23 +732,29 @@ static int same_origin(const struct arm_client *c, const char *url)
 	return ok;
 }
 
-static int request_once(struct arm_response *out, struct arm_client *c, const char *method,
-			const char *target, const char *operation, const char *body, int once, int *unknown);
+static int request(struct arm_response *out, struct arm_client *c, const char *method, const char *target,
+		   const char *operation, const char *body, int once, int *unknown);
 
 int arm_request(struct arm_response *out, struct arm_client *c, const char *method, const char *target,
 		const char *operation, const char *body)
 {
-	return request_once(out, c, method, target, operation, body, 0, NULL);
+	return request(out, c, method, target, operation, body, 0, NULL);
 }
 
-static int request_once(struct arm_response *out, struct arm_client *c, const char *method,
-			const char *target, const char *operation, const char *body, int once, int *unknown)
+int arm_request_once(struct arm_response *out, int *unknown, struct arm_client *c, const char *method,
+		     const char *target, const char *operation, const char *body)
+{
+	return request(out, c, method, target, operation, body, 1, unknown);
+}
+
+static int request(struct arm_response *out, struct arm_client *c, const char *method, const char *target,
+		   const char *operation, const char *body, int once, int *unknown)
 {
 	int rc;
 	char *url = NULL;
 
 	if (target[0] == '/') {
-		url = path_url(c, target, c->api_version);
+		url = arm_path_url(c, target, c->api_version);
 	} else if (same_origin(c, target)) {
 		url = xstrdup(target);
 	} else {
@@ -756,12 +765,12 @@ static int request_once(struct arm_response *out, struct arm_client *c, const ch
 		free(safe);
 		return rc;
 	}
-	struct wire_req q = {
+	struct arm_wire_req q = {
 		.method = method, .url = url, .operation = operation, .body = body,
 		.len = body ? strlen(body) : 0, .content_type = "application/json", .auth = 1,
 		.once = once, .unknown = unknown,
 	};
-	rc = send_with_retries(out, c, &q);
+	rc = arm_send(out, c, &q);
 	free(url);
 	return rc;
 }
@@ -839,7 +848,7 @@ enum arm_lro_state arm_lro_status_state(const char *status)
 /* properties.provisioningState of a resource body, or NULL. */
 static const char *provisioning_state(const cJSON *o)
 {
-	const cJSON *v = jget(jget(o, "properties"), "provisioningState");
+	const cJSON *v = arm_jget(arm_jget(o, "properties"), "provisioningState");
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
@@ -892,7 +901,7 @@ int arm_operation_status_parse(enum arm_lro_state *out, char **code, char **mess
 {
 	int rc = CTL_EINVALID;
 	cJSON *o = cJSON_Parse(body ? body : "");
-	const cJSON *st = jget(o, "status");
+	const cJSON *st = arm_jget(o, "status");
 
 	*code = *message = NULL;
 	*out = ARM_LRO_IN_PROGRESS;
@@ -903,9 +912,9 @@ int arm_operation_status_parse(enum arm_lro_state *out, char **code, char **mess
 	}
 	*out = arm_lro_status_state(st->valuestring);
 	if (*out == ARM_LRO_FAILED || *out == ARM_LRO_CANCELED) {
-		const cJSON *e = jget(o, "error");
-		*code = jstr(e, "code");
-		*message = jstr(e, "message");
+		const cJSON *e = arm_jget(o, "error");
+		*code = arm_jstr(e, "code");
+		*message = arm_jstr(e, "message");
 		if (!*code)
 			*code = xstrdup(*out == ARM_LRO_FAILED ? "OperationFailed" : "OperationCanceled");
 		if (!*message)
@@ -1068,44 +1077,30 @@ int arm_operation_poll(enum arm_lro_state *state, cJSON **result, struct arm_cli
 	return rc;
 }
 
-/* ---- typed calls: plumbing ---- */
+/* ---- typed calls: plumbing (arm_internal.h) ---- */
 
-/* "/subscriptions/../registries/<name><suffix>" with every name escaped. */
-static char *registry_path(const struct arm_registry_ref *ref, const char *suffix)
+char *arm_resource_path(const char *subscription_id, const char *resource_group, const char *type,
+			const char *name, const char *suffix)
 {
-	char *s = escape(ref->subscription_id), *g = escape(ref->resource_group), *n = escape(ref->name);
-	char *p = xasprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.ContainerRegistry"
-			    "/registries/%s%s", s, g, n, suffix ? suffix : "");
+	char *s = arm_escape(subscription_id), *g = arm_escape(resource_group), *n = arm_escape(name);
+	char *p = xasprintf("/subscriptions/%s/resourceGroups/%s/providers/%s/%s%s", s, g, type, n,
+			    suffix ? suffix : "");
 	free(s);
 	free(g);
 	free(n);
 	return p;
 }
 
-static char *child_path(const struct arm_registry_ref *ref, const char *collection, const char *name,
-			const char *action)
+cJSON *arm_tags_json(const struct arm_tag *tags, size_t n)
 {
-	char *e = escape(name);
-	char *suffix = xasprintf("/%s/%s%s", collection, e, action ? action : "");
-	char *p = registry_path(ref, suffix);
-	free(e);
-	free(suffix);
-	return p;
+	cJSON *t = cJSON_CreateObject();
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddStringToObject(t, tags[i].name, tags[i].value ? tags[i].value : "");
+	return t;
 }
 
-static int ref_valid(const struct arm_registry_ref *ref)
-{
-	if (!ref || !ref->subscription_id || !*ref->subscription_id || !ref->resource_group ||
-	    !*ref->resource_group || !ref->name || !*ref->name)
-		return ctl_error_set(CTL_EINVALID, "InvalidRegistryRef",
-				     "registry reference needs a subscription, a resource group and a name");
-	return 0;
-}
-
-/* One request with a JSON body in and out: *out is the parsed answer (NULL
- * for an empty body). The raw response stays in r for LRO handling. */
-static int call(cJSON **out, struct arm_response *r, struct arm_client *c, const char *method,
-		const char *path, const char *operation, const cJSON *body)
+int arm_call(cJSON **out, struct arm_response *r, struct arm_client *c, const char *method,
+	     const char *path, const char *operation, const cJSON *body)
 {
 	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
 	if (body && !text)
@@ -1122,17 +1117,16 @@ static int call(cJSON **out, struct arm_response *r, struct arm_client *c, const
 	return rc;
 }
 
-/* A write: request, then interpret its answer as a possible LRO. */
-static int write_call(cJSON **out, struct arm_operation **op, struct arm_client *c, const char *method,
-		      const char *path, const char *operation, const cJSON *body)
+int arm_write_call(cJSON **out, struct arm_operation **op, struct arm_client *c, const char *method,
+		   const char *path, const char *operation, const cJSON *body)
 {
 	struct arm_response r;
 	cJSON *json = NULL;
-	char *url = path_url(c, path, c->api_version);
+	char *url = arm_path_url(c, path, c->api_version);
 	arm_response_init(&r);
 	if (op)
 		*op = NULL;
-	int rc = call(out ? &json : NULL, &r, c, method, path, operation, body);
+	int rc = arm_call(out ? &json : NULL, &r, c, method, path, operation, body);
 	if (rc)
 		goto done;
 	struct arm_operation *o = NULL;
@@ -1157,10 +1151,7 @@ done:
 	return rc;
 }
 
-/* GET a pageable list, appending every item of every page to *out (a JSON
- * array). nextLink must stay on the ARM endpoint; stops after top items
- * when top > 0. */
-static int list_all(cJSON **out, struct arm_client *c, const char *path, const char *operation, int top)
+int arm_list_all(cJSON **out, struct arm_client *c, const char *path, const char *operation, int top)
 {
 	int rc = 0;
 	cJSON *all = cJSON_CreateArray();
@@ -1170,7 +1161,7 @@ static int list_all(cJSON **out, struct arm_client *c, const char *path, const c
 		struct arm_response r;
 		cJSON *o = NULL;
 		arm_response_init(&r);
-		rc = call(&o, &r, c, "GET", next, operation, NULL);
+		rc = arm_call(&o, &r, c, "GET", next, operation, NULL);
 		arm_response_dispose(&r);
 		free(next);
 		next = NULL;
@@ -1186,7 +1177,7 @@ static int list_all(cJSON **out, struct arm_client *c, const char *path, const c
 			cJSON_AddItemToArray(all, item);
 		}
 		cJSON_Delete(value);
-		const cJSON *nl = jget(o, "nextLink");
+		const cJSON *nl = arm_jget(o, "nextLink");
 		if (cJSON_IsString(nl) && nl->valuestring[0] && (top <= 0 || cJSON_GetArraySize(all) < top))
 			next = xstrdup(nl->valuestring);
 		cJSON_Delete(o);
@@ -1200,890 +1191,8 @@ static int list_all(cJSON **out, struct arm_client *c, const char *path, const c
 	return rc;
 }
 
-/* ---- registries ---- */
-
-int arm_registry_get(struct arm_registry **out, struct arm_client *c, const struct arm_registry_ref *ref)
+int arm_delete_call(struct arm_operation **op, struct arm_client *c, const char *path, const char *operation)
 {
-	int rc;
-	cJSON *o = NULL;
-	char *path = NULL, *url = NULL;
-	struct arm_response r;
-
-	*out = NULL;
-	arm_response_init(&r);
-	if ((rc = ref_valid(ref)))
-		return rc;
-	path = registry_path(ref, NULL);
-	url = path_url(c, path, c->registries_api_version);
-	rc = call(&o, &r, c, "GET", url, "registries.get", NULL);
-	if (rc)
-		goto done;
-	struct arm_registry *g = xcalloc(1, sizeof(*g));
-	g->id = jstr(o, "id");
-	g->location = jstr(o, "location");
-	g->sku_name = jstr(jget(o, "sku"), "name");
-	g->sku_tier = jstr(jget(o, "sku"), "tier");
-	if (!g->sku_tier)
-		g->sku_tier = xstrdup(g->sku_name);
-	g->login_server = jstr(jget(o, "properties"), "loginServer");
-	g->provisioning_state = jstr(jget(o, "properties"), "provisioningState");
-	*out = g;
-done:
-	cJSON_Delete(o);
-	arm_response_dispose(&r);
-	free(path);
-	free(url);
-	return rc;
-}
-
-void arm_registry_free(struct arm_registry *g)
-{
-	if (!g)
-		return;
-	free(g->id);
-	free(g->location);
-	free(g->login_server);
-	free(g->sku_name);
-	free(g->sku_tier);
-	free(g->provisioning_state);
-	free(g);
-}
-
-/* ---- agent pools ---- */
-
-int arm_agent_pool_from_json(struct arm_agent_pool *p, const cJSON *o)
-{
-	memset(p, 0, sizeof(*p));
-	p->count = -1;
-	if (!cJSON_IsObject(o))
-		return ctl_error_set(CTL_EINVALID, "InvalidResponse", "agent pool is not a JSON object");
-	const cJSON *props = jget(o, "properties");
-	p->id = jstr(o, "id");
-	p->name = jstr(o, "name");
-	p->location = jstr(o, "location");
-	p->tier = jstr(props, "tier");
-	p->os = jstr(props, "os");
-	p->subnet_id = jstr(props, "virtualNetworkSubnetResourceId");
-	p->provisioning_state = jstr(props, "provisioningState");
-	const cJSON *count = jget(props, "count");
-	/* A count outside int's range is nonsense from a peer: read it as
-	 * absent rather than convert it (undefined behaviour). */
-	if (cJSON_IsNumber(count) && count->valuedouble >= 0 && count->valuedouble <= 1e6)
-		p->count = (int)count->valuedouble;
-	const cJSON *tags = jget(o, "tags"), *t;
-	if (cJSON_IsObject(tags)) {
-		p->tags = xcalloc((size_t)cJSON_GetArraySize(tags) + 1, sizeof(*p->tags));
-		cJSON_ArrayForEach(t, tags) {
-			if (!cJSON_IsString(t) || !t->string)
-				continue;
-			p->tags[p->ntags].name = xstrdup(t->string);
-			p->tags[p->ntags].value = xstrdup(t->valuestring);
-			p->ntags++;
-		}
-	}
-	return 0;
-}
-
-static cJSON *tags_json(const struct arm_tag *tags, size_t n)
-{
-	cJSON *t = cJSON_CreateObject();
-	for (size_t i = 0; i < n; i++)
-		cJSON_AddStringToObject(t, tags[i].name, tags[i].value ? tags[i].value : "");
-	return t;
-}
-
-cJSON *arm_agent_pool_to_json(const struct arm_agent_pool *p)
-{
-	cJSON *o = cJSON_CreateObject();
-	if (p->location)
-		cJSON_AddStringToObject(o, "location", p->location);
-	if (p->ntags)
-		cJSON_AddItemToObject(o, "tags", tags_json(p->tags, p->ntags));
-	cJSON *props = cJSON_AddObjectToObject(o, "properties");
-	if (p->count >= 0)
-		cJSON_AddNumberToObject(props, "count", p->count);
-	if (p->tier)
-		cJSON_AddStringToObject(props, "tier", p->tier);
-	cJSON_AddStringToObject(props, "os", p->os ? p->os : "Linux");
-	if (p->subnet_id && *p->subnet_id)
-		cJSON_AddStringToObject(props, "virtualNetworkSubnetResourceId", p->subnet_id);
-	return o;
-}
-
-void arm_agent_pool_dispose(struct arm_agent_pool *p)
-{
-	if (!p)
-		return;
-	free(p->id);
-	free(p->name);
-	free(p->location);
-	free(p->tier);
-	free(p->os);
-	free(p->subnet_id);
-	free(p->provisioning_state);
-	for (size_t i = 0; i < p->ntags; i++) {
-		free(p->tags[i].name);
-		free(p->tags[i].value);
-	}
-	free(p->tags);
-	memset(p, 0, sizeof(*p));
-}
-
-void arm_agent_pool_free(struct arm_agent_pool *p)
-{
-	arm_agent_pool_dispose(p);
-	free(p);
-}
-
-void arm_agent_pool_array_free(struct arm_agent_pool *items, size_t n)
-{
-	for (size_t i = 0; items && i < n; i++)
-		arm_agent_pool_dispose(&items[i]);
-	free(items);
-}
-
-/* Turn an answer body into a heap pool for *out (when out is wanted). */
-static int pool_out(struct arm_agent_pool **out, const cJSON *o)
-{
-	if (!out)
-		return 0;
-	*out = NULL;
-	if (!o)
-		return 0;
-	struct arm_agent_pool *p = xcalloc(1, sizeof(*p));
-	int rc = arm_agent_pool_from_json(p, o);
-	if (rc) {
-		arm_agent_pool_free(p);
-		return rc;
-	}
-	*out = p;
-	return 0;
-}
-
-int arm_agent_pool_create(struct arm_agent_pool **out, struct arm_operation **op, struct arm_client *c,
-			  const struct arm_registry_ref *ref, const char *name,
-			  const struct arm_agent_pool *desired)
-{
-	int rc;
-	cJSON *o = NULL, *body = NULL;
-	char *path = NULL;
-
-	if (out)
-		*out = NULL;
-	if (op)
-		*op = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	path = child_path(ref, "agentPools", name, NULL);
-	body = arm_agent_pool_to_json(desired);
-	rc = write_call(&o, op, c, "PUT", path, "agentPools.create", body);
-	if (rc == 0)
-		rc = pool_out(out, o);
-	cJSON_Delete(o);
-	cJSON_Delete(body);
-	free(path);
-	return rc;
-}
-
-int arm_agent_pool_get(struct arm_agent_pool **out, struct arm_client *c, const struct arm_registry_ref *ref,
-		       const char *name)
-{
-	int rc;
-	cJSON *o = NULL;
-	char *path = NULL;
-	struct arm_response r;
-
-	*out = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	arm_response_init(&r);
-	path = child_path(ref, "agentPools", name, NULL);
-	rc = call(&o, &r, c, "GET", path, "agentPools.get", NULL);
-	if (rc == 0)
-		rc = o ? pool_out(out, o)
-		       : ctl_error_set(CTL_EINVALID, "InvalidResponse", "agentPools.get: empty body");
-	cJSON_Delete(o);
-	arm_response_dispose(&r);
-	free(path);
-	return rc;
-}
-
-int arm_agent_pool_update(struct arm_agent_pool **out, struct arm_operation **op, struct arm_client *c,
-			  const struct arm_registry_ref *ref, const char *name, int count,
-			  const struct arm_tag *tags, size_t ntags, int tags_set)
-{
-	int rc;
-	cJSON *o = NULL, *body = cJSON_CreateObject();
-	char *path = NULL;
-
-	if (out)
-		*out = NULL;
-	if (op)
-		*op = NULL;
-	if ((rc = ref_valid(ref)))
-		goto done;
-	/* AgentPoolUpdateParameters has exactly properties.count and tags;
-	 * tags in a PATCH replace the whole set. */
-	if (count >= 0)
-		cJSON_AddNumberToObject(cJSON_AddObjectToObject(body, "properties"), "count", count);
-	if (tags_set)
-		cJSON_AddItemToObject(body, "tags", tags_json(tags, ntags));
-	path = child_path(ref, "agentPools", name, NULL);
-	rc = write_call(&o, op, c, "PATCH", path, "agentPools.update", body);
-	if (rc == 0)
-		rc = pool_out(out, o);
-done:
-	cJSON_Delete(o);
-	cJSON_Delete(body);
-	free(path);
-	return rc;
-}
-
-/* DELETE of something already gone is success (204 from ARM, or 404). */
-static int delete_call(struct arm_operation **op, struct arm_client *c, const struct arm_registry_ref *ref,
-		       const char *collection, const char *name, const char *operation)
-{
-	int rc;
-	char *path = NULL;
-
-	if (op)
-		*op = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	path = child_path(ref, collection, name, NULL);
-	rc = write_call(NULL, op, c, "DELETE", path, operation, NULL);
-	if (rc == CTL_ENOTFOUND)
-		rc = 0;
-	free(path);
-	return rc;
-}
-
-int arm_agent_pool_delete(struct arm_operation **op, struct arm_client *c, const struct arm_registry_ref *ref,
-			  const char *name)
-{
-	return delete_call(op, c, ref, "agentPools", name, "agentPools.delete");
-}
-
-int arm_agent_pool_list(struct arm_agent_pool **items, size_t *n, struct arm_client *c,
-			const struct arm_registry_ref *ref)
-{
-	int rc;
-	cJSON *all = NULL, *it;
-	char *path = NULL;
-
-	*items = NULL;
-	*n = 0;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	path = registry_path(ref, "/agentPools");
-	rc = list_all(&all, c, path, "agentPools.list", 0);
-	if (rc)
-		goto done;
-	struct arm_agent_pool *v = xcalloc((size_t)cJSON_GetArraySize(all) + 1, sizeof(*v));
-	size_t k = 0;
-	cJSON_ArrayForEach(it, all) {
-		if (arm_agent_pool_from_json(&v[k], it) == 0)
-			k++;
-	}
-	*items = v;
-	*n = k;
-done:
-	cJSON_Delete(all);
-	free(path);
-	return rc;
-}
-
-int arm_agent_pool_queue_status(int *count, struct arm_client *c, const struct arm_registry_ref *ref,
-				const char *name)
-{
-	int rc;
-	cJSON *o = NULL;
-	char *path = NULL;
-	struct arm_response r;
-
-	*count = 0;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	arm_response_init(&r);
-	path = child_path(ref, "agentPools", name, "/listQueueStatus");
-	rc = call(&o, &r, c, "POST", path, "agentPools.listQueueStatus", NULL);
-	if (rc)
-		goto done;
-	const cJSON *v = jget(o, "count");
-	if (cJSON_IsNumber(v))
-		*count = (int)v->valuedouble;
-	else if (cJSON_IsNumber(o)) /* an early revision answered a bare integer */
-		*count = (int)o->valuedouble;
-	else
-		rc = ctl_error_set(CTL_EINVALID, "InvalidResponse", "listQueueStatus: no count in the answer");
-done:
-	cJSON_Delete(o);
-	arm_response_dispose(&r);
-	free(path);
-	return rc;
-}
-
-/* ---- tasks ---- */
-
-int arm_task_create(cJSON **out, struct arm_operation **op, struct arm_client *c,
-		    const struct arm_registry_ref *ref, const char *name, const cJSON *body)
-{
-	int rc;
-	if (out)
-		*out = NULL;
-	if (op)
-		*op = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	char *path = child_path(ref, "tasks", name, NULL);
-	rc = write_call(out, op, c, "PUT", path, "tasks.create", body);
-	free(path);
-	return rc;
-}
-
-int arm_task_update(cJSON **out, struct arm_operation **op, struct arm_client *c,
-		    const struct arm_registry_ref *ref, const char *name, const cJSON *patch)
-{
-	int rc;
-	if (out)
-		*out = NULL;
-	if (op)
-		*op = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	char *path = child_path(ref, "tasks", name, NULL);
-	rc = write_call(out, op, c, "PATCH", path, "tasks.update", patch);
-	free(path);
-	return rc;
-}
-
-int arm_task_get(cJSON **out, struct arm_client *c, const struct arm_registry_ref *ref, const char *name)
-{
-	int rc;
-	struct arm_response r;
-	*out = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	arm_response_init(&r);
-	char *path = child_path(ref, "tasks", name, NULL);
-	rc = call(out, &r, c, "GET", path, "tasks.get", NULL);
-	if (rc == 0 && !*out)
-		rc = ctl_error_set(CTL_EINVALID, "InvalidResponse", "tasks.get: empty body");
-	arm_response_dispose(&r);
-	free(path);
-	return rc;
-}
-
-int arm_task_delete(struct arm_operation **op, struct arm_client *c, const struct arm_registry_ref *ref,
-		    const char *name)
-{
-	return delete_call(op, c, ref, "tasks", name, "tasks.delete");
-}
-
-int arm_task_list(cJSON **out, struct arm_client *c, const struct arm_registry_ref *ref)
-{
-	int rc;
-	*out = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	char *path = registry_path(ref, "/tasks");
-	rc = list_all(out, c, path, "tasks.list", 0);
-	free(path);
-	return rc;
-}
-
-/* ---- runs ---- */
-
-int arm_run_status_terminal(const char *s)
-{
-	static const char *const terminal[] = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"};
-	for (size_t i = 0; s && i < sizeof(terminal) / sizeof(terminal[0]); i++)
-		if (strcasecmp(s, terminal[i]) == 0)
-			return 1;
-	return 0;
-}
-
-int arm_run_from_json(struct arm_run *r, const cJSON *o)
-{
-	memset(r, 0, sizeof(*r));
-	if (!cJSON_IsObject(o))
-		return ctl_error_set(CTL_EINVALID, "InvalidResponse", "run is not a JSON object");
-	const cJSON *p = jget(o, "properties");
-	r->id = jstr(o, "id");
-	r->run_id = jstr(p, "runId");
-	if (!r->run_id)
-		r->run_id = jstr(o, "name");
-	r->status = jstr(p, "status");
-	r->run_type = jstr(p, "runType");
-	r->task = jstr(p, "task");
-	r->agent_pool_name = jstr(p, "agentPoolName");
-	r->create_time = jstr(p, "createTime");
-	r->start_time = jstr(p, "startTime");
-	r->finish_time = jstr(p, "finishTime");
-	r->last_updated_time = jstr(p, "lastUpdatedTime");
-	r->run_error_message = jstr(p, "runErrorMessage");
-	r->provisioning_state = jstr(p, "provisioningState");
-	const cJSON *timer = jget(p, "timerTrigger");
-	if (cJSON_IsObject(timer))
-		r->trigger = jstr(timer, "timerTriggerName");
-	if (!r->trigger && cJSON_IsObject(timer))
-		r->trigger = xstrdup("Timer");
-	if (!r->trigger && cJSON_IsObject(jget(p, "sourceTrigger")))
-		r->trigger = xstrdup("SourceTrigger");
-	if (!r->trigger && cJSON_IsObject(jget(p, "imageUpdateTrigger")))
-		r->trigger = xstrdup("BaseImageUpdate");
-	const cJSON *imgs = jget(p, "outputImages"), *it;
-	if (cJSON_IsArray(imgs)) {
-		r->output_images = xcalloc((size_t)cJSON_GetArraySize(imgs) + 1, sizeof(*r->output_images));
-		cJSON_ArrayForEach(it, imgs) {
-			struct arm_run_image *im = &r->output_images[r->noutput_images++];
-			im->registry = jstr(it, "registry");
-			im->repository = jstr(it, "repository");
-			im->tag = jstr(it, "tag");
-			im->digest = jstr(it, "digest");
-		}
-	}
-	return 0;
-}
-
-void arm_run_dispose(struct arm_run *r)
-{
-	if (!r)
-		return;
-	free(r->id);
-	free(r->run_id);
-	free(r->status);
-	free(r->run_type);
-	free(r->task);
-	free(r->agent_pool_name);
-	free(r->create_time);
-	free(r->start_time);
-	free(r->finish_time);
-	free(r->last_updated_time);
-	free(r->run_error_message);
-	free(r->provisioning_state);
-	free(r->trigger);
-	for (size_t i = 0; i < r->noutput_images; i++) {
-		free(r->output_images[i].registry);
-		free(r->output_images[i].repository);
-		free(r->output_images[i].tag);
-		free(r->output_images[i].digest);
-	}
-	free(r->output_images);
-	memset(r, 0, sizeof(*r));
-}
-
-void arm_run_free(struct arm_run *r)
-{
-	arm_run_dispose(r);
-	free(r);
-}
-
-void arm_run_array_free(struct arm_run *items, size_t n)
-{
-	for (size_t i = 0; items && i < n; i++)
-		arm_run_dispose(&items[i]);
-	free(items);
-}
-
-static int run_out(struct arm_run **out, const cJSON *o)
-{
-	*out = NULL;
-	if (!o)
-		return 0;
-	struct arm_run *r = xcalloc(1, sizeof(*r));
-	int rc = arm_run_from_json(r, o);
-	if (rc) {
-		arm_run_free(r);
-		return rc;
-	}
-	*out = r;
-	return 0;
-}
-
-int arm_run_schedule(struct arm_run **out, struct arm_operation **op, struct arm_client *c,
-		     const struct arm_registry_ref *ref, const cJSON *request)
-{
-	int rc;
-	cJSON *o = NULL;
-	*out = NULL;
-	if (op)
-		*op = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	char *path = registry_path(ref, "/scheduleRun");
-	rc = write_call(&o, op, c, "POST", path, "registries.scheduleRun", request);
-	if (rc == 0)
-		rc = run_out(out, o);
-	cJSON_Delete(o);
-	free(path);
-	return rc;
-}
-
-int arm_run_schedule_once(struct arm_run **out, struct arm_operation **op, int *unknown, struct arm_client *c,
-			  const struct arm_registry_ref *ref, const cJSON *request)
-{
-	int rc;
-	cJSON *o = NULL;
-	struct arm_response r;
-	*out = NULL;
-	*unknown = 0;
-	if (op)
-		*op = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	char *path = registry_path(ref, "/scheduleRun");
-	char *url = path_url(c, path, c->api_version);
-	char *text = cJSON_PrintUnformatted(request);
-	if (!text)
-		abort();
-	arm_response_init(&r);
-	rc = request_once(&r, c, "POST", path, "registries.scheduleRun", text, 1, unknown);
-	if (rc == 0 && r.body.len && !(o = cJSON_Parse(ctl_buf_str(&r.body)))) {
-		/* Azure took it (2xx) but the answer is unreadable: the run may exist. */
-		*unknown = 1;
-		rc = ctl_error_set(CTL_EINVALID, "InvalidResponse", "registries.scheduleRun: response is not JSON");
-	}
-	if (rc == 0) {
-		struct arm_operation *lro = NULL;
-		rc = arm_operation_begin(&lro, "POST", url, &r);
-		if (rc == 0 && op)
-			*op = lro;
-		else
-			arm_operation_free(lro);
-		if (rc == 0)
-			rc = run_out(out, o);
-		if (rc)
-			*unknown = 1;
-	}
-	cJSON_Delete(o);
-	cJSON_free(text);
-	arm_response_dispose(&r);
-	free(url);
-	free(path);
-	return rc;
-}
-
-int arm_run_get(struct arm_run **out, struct arm_client *c, const struct arm_registry_ref *ref,
-		const char *run_id)
-{
-	int rc;
-	cJSON *o = NULL;
-	struct arm_response r;
-	*out = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	arm_response_init(&r);
-	char *path = child_path(ref, "runs", run_id, NULL);
-	rc = call(&o, &r, c, "GET", path, "runs.get", NULL);
-	if (rc == 0)
-		rc = o ? run_out(out, o) : ctl_error_set(CTL_EINVALID, "InvalidResponse", "runs.get: empty body");
-	cJSON_Delete(o);
-	arm_response_dispose(&r);
-	free(path);
-	return rc;
-}
-
-int arm_run_list(struct arm_run **items, size_t *n, struct arm_client *c, const struct arm_registry_ref *ref,
-		 const char *filter, int top)
-{
-	int rc;
-	cJSON *all = NULL, *it;
-	struct ctl_buf q = CTL_BUF_INIT;
-	char *path = NULL;
-
-	*items = NULL;
-	*n = 0;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	ctl_buf_puts(&q, "/runs");
-	if (filter && *filter) {
-		char *f = escape(filter);
-		ctl_buf_printf(&q, "?$filter=%s", f);
-		free(f);
-	}
-	if (top > 0)
-		ctl_buf_printf(&q, "%c$top=%d", q.len > 5 ? '&' : '?', top);
-	path = registry_path(ref, ctl_buf_str(&q));
-	rc = list_all(&all, c, path, "runs.list", top);
-	if (rc)
-		goto done;
-	struct arm_run *v = xcalloc((size_t)cJSON_GetArraySize(all) + 1, sizeof(*v));
-	size_t k = 0;
-	cJSON_ArrayForEach(it, all) {
-		if (arm_run_from_json(&v[k], it) == 0)
-			k++;
-	}
-	*items = v;
-	*n = k;
-done:
-	cJSON_Delete(all);
-	ctl_buf_dispose(&q);
-	free(path);
-	return rc;
-}
-
-int arm_run_cancel(struct arm_operation **op, struct arm_client *c, const struct arm_registry_ref *ref,
-		   const char *run_id)
-{
-	int rc;
-	if (op)
-		*op = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	char *path = child_path(ref, "runs", run_id, "/cancel");
-	rc = write_call(NULL, op, c, "POST", path, "runs.cancel", NULL);
-	free(path);
-	return rc;
-}
-
-int arm_run_log_sas_url(char **out, struct arm_client *c, const struct arm_registry_ref *ref,
-			const char *run_id)
-{
-	int rc;
-	cJSON *o = NULL;
-	struct arm_response r;
-	*out = NULL;
-	if ((rc = ref_valid(ref)))
-		return rc;
-	arm_response_init(&r);
-	char *path = child_path(ref, "runs", run_id, "/listLogSasUrl");
-	rc = call(&o, &r, c, "POST", path, "runs.listLogSasUrl", NULL);
-	if (rc == 0) {
-		*out = jstr(o, "logLink");
-		if (!*out)
-			rc = ctl_error_set(CTL_EINVALID, "InvalidResponse", "listLogSasUrl: no logLink in the answer");
-	}
-	if (r.body.ptr)
-		explicit_bzero(r.body.ptr, r.body.cap);
-	cJSON_Delete(o);
-	arm_response_dispose(&r);
-	free(path);
-	return rc;
-}
-
-/* ---- build source upload ---- */
-
-int arm_build_source_upload_url(struct arm_upload_url *out, struct arm_client *c,
-				const struct arm_registry_ref *ref)
-{
-	int rc;
-	cJSON *o = NULL;
-	struct arm_response r;
-	memset(out, 0, sizeof(*out));
-	if ((rc = ref_valid(ref)))
-		return rc;
-	arm_response_init(&r);
-	char *path = registry_path(ref, "/listBuildSourceUploadUrl");
-	rc = call(&o, &r, c, "POST", path, "registries.listBuildSourceUploadUrl", NULL);
-	if (rc == 0) {
-		out->upload_url = jstr(o, "uploadUrl");
-		out->relative_path = jstr(o, "relativePath");
-		if (!out->upload_url || !out->relative_path) {
-			arm_upload_url_dispose(out);
-			rc = ctl_error_set(CTL_EINVALID, "InvalidResponse",
-					   "listBuildSourceUploadUrl: no uploadUrl or relativePath in the answer");
-		}
-	}
-	if (r.body.ptr)
-		explicit_bzero(r.body.ptr, r.body.cap);
-	cJSON_Delete(o);
-	arm_response_dispose(&r);
-	free(path);
-	return rc;
-}
-
-void arm_upload_url_dispose(struct arm_upload_url *u)
-{
-	if (u->upload_url)
-		explicit_bzero(u->upload_url, strlen(u->upload_url));
-	free(u->upload_url);
-	free(u->relative_path);
-	u->upload_url = u->relative_path = NULL;
-}
-
-int arm_build_source_upload(struct arm_client *c, const char *upload_url, const void *data, size_t len)
-{
-	static const char *const extra[] = {
-		"x-ms-blob-type: BlockBlob", "x-ms-version: " BLOB_VERSION, NULL,
-	};
-	struct arm_response r;
-	if (!upload_url || (strncmp(upload_url, "https://", 8) != 0 && strncmp(upload_url, "http://", 7) != 0))
-		return ctl_error_set(CTL_EINVALID, "InvalidUploadUrl", "build source upload URL is not http(s)");
-	struct wire_req q = {
-		.method = "PUT", .url = upload_url, .operation = "blob.upload",
-		.body = data ? data : "", .len = len, .content_type = "application/octet-stream",
-		.extra = extra, .auth = 0, .blob = 1,
-	};
-	arm_response_init(&r);
-	int rc = send_with_retries(&r, c, &q);
-	arm_response_dispose(&r);
-	return rc;
-}
-
-int arm_build_source_upload_file(struct arm_client *c, const char *upload_url, const char *path)
-{
-	int rc = 0;
-	struct ctl_buf b = CTL_BUF_INIT;
-	char chunk[65536];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	ctl_buf_init(&b, UPLOAD_FILE_MAX);
-	if (fd < 0) {
-		rc = ctl_error_set(CTL_EINVALID, "SourceUnreadable", "cannot open %.200s: %s", path, strerror(errno));
-		goto done;
-	}
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = ctl_error_set(CTL_EINVALID, "SourceUnreadable", "cannot read %.200s: %s", path,
-					   strerror(errno));
-			goto done;
-		}
-		if (n == 0)
-			break;
-		if ((rc = ctl_buf_append(&b, chunk, (size_t)n))) {
-			ctl_error_set(rc, "SourceTooLarge", "%.200s is larger than %u bytes", path, UPLOAD_FILE_MAX);
-			goto done;
-		}
-	}
-	rc = arm_build_source_upload(c, upload_url, b.ptr ? b.ptr : "", b.len);
-done:
-	if (fd >= 0)
-		close(fd);
-	ctl_buf_dispose(&b);
-	return rc;
-}
-
-/* ---- blob tail (run logs) ---- */
-
-struct tail_state {
-	char *buf;      /* the last cap bytes seen */
-	size_t cap, len;
-	char range[96]; /* Content-Range of the answer */
-};
-
-static size_t tail_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct tail_state *t = arg;
-	size_t len = size * n;
-	if (len >= t->cap) {
-		memcpy(t->buf, p + len - t->cap, t->cap);
-		t->len = t->cap;
-	} else if (t->len + len <= t->cap) {
-		memcpy(t->buf + t->len, p, len);
-		t->len += len;
-	} else {
-		size_t keep = t->cap - len;
-		memmove(t->buf, t->buf + t->len - keep, keep);
-		memcpy(t->buf + keep, p, len);
-		t->len = t->cap;
-	}
-	return len;
-}
-
-static size_t tail_header(char *p, size_t size, size_t n, void *arg)
-{
-	struct tail_state *t = arg;
-	size_t len = size * n;
-	if (len > 14 && strncasecmp(p, "Content-Range:", 14) == 0) {
-		size_t vlen = len - 14;
-		const char *v = p + 14;
-		while (vlen && (*v == ' ' || *v == '\t'))
-			v++, vlen--;
-		while (vlen && strchr(" \t\r\n", v[vlen - 1]))
-			vlen--;
-		snprintf(t->range, sizeof(t->range), "%.*s", (int)(vlen < 95 ? vlen : 95), v);
-	}
-	return len;
-}
-
-/* One GET of url with an x-ms-range (NULL: all), into t. */
-static int blob_get(long *status, struct arm_client *c, const char *url, const char *range, struct tail_state *t)
-{
-	char line[128], errbuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *h = NULL;
-	CURL *e = curl_easy_init();
-	if (!e)
-		abort();
-	t->len = 0;
-	t->range[0] = '\0';
-	*status = 0;
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_SHARE, c->share);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, USER_AGENT);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, tail_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, tail_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
-	if (c->ca_file)
-		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
-	h = curl_slist_append(h, "x-ms-version: " BLOB_VERSION);
-	if (range) {
-		snprintf(line, sizeof(line), "x-ms-range: %s", range);
-		h = curl_slist_append(h, line);
-	}
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	double t0 = monotonic_seconds();
-	CURLcode cc = curl_easy_perform(e);
-	if (cc == CURLE_OK)
-		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
-	if (c->metrics)
-		c->metrics("GET", "blob.read", cc == CURLE_OK ? *status : 0, monotonic_seconds() - t0, c->metrics_arg);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(e);
-	/* Never errbuf: it can name the URL, and the URL is a secret. */
-	if (cc != CURLE_OK)
-		return ctl_error_set(transport_retryable(cc) ? CTL_EUNAVAIL : CTL_ERR, "ConnectionFailed",
-				     "blob.read: %s", curl_easy_strerror(cc));
-	if (*status == 416)
-		return 0; /* an empty blob has no byte 0 */
-	if (*status < 200 || *status >= 300) {
-		t->buf[t->len < t->cap ? t->len : t->cap - 1] = '\0';
-		return blob_error_set(*status, t->buf, NULL, -1);
-	}
-	return 0;
-}
-
-int arm_blob_tail(char **out, size_t *len, struct arm_client *c, const char *url, size_t tail)
-{
-	struct tail_state t = {.cap = tail ? tail : 1};
-	long status;
-	int rc;
-	*out = NULL;
-	*len = 0;
-	if (!url || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0))
-		return ctl_error_set(CTL_EINVALID, "InvalidBlobUrl", "blob URL is not http(s)");
-	t.buf = xmalloc(t.cap + 1);
-	if ((rc = blob_get(&status, c, url, "bytes=0-0", &t)))
-		goto done;
-	/* 206 "bytes 0-0/<size>": fetch the tail. 200: the server ignored the
-	 * range and sent everything; t already holds its tail. */
-	const char *slash = status == 206 ? strrchr(t.range, '/') : NULL;
-	if (slash) {
-		long long size = atoll(slash + 1);
-		if (size > 1) {
-			char range[64];
-			long long from = size > (long long)tail ? size - (long long)tail : 0;
-			snprintf(range, sizeof(range), "bytes=%lld-", from);
-			if ((rc = blob_get(&status, c, url, range, &t)))
-				goto done;
-		}
-	} else if (status == 416) {
-		t.len = 0;
-	}
-	t.buf[t.len] = '\0';
-	*out = t.buf;
-	*len = t.len;
-	t.buf = NULL;
-done:
-	free(t.buf);
-	return rc;
+	int rc = arm_write_call(NULL, op, c, "DELETE", path, operation, NULL);
+	return rc == CTL_ENOTFOUND ? 0 : rc;
 }

@@ -1,15 +1,15 @@
 /*
- * Tests for reconcilers/capacity.c: which countSchedule window is in force
- * (the PRODUCT.md example in Europe/Amsterdam at fixed instants, yearly
- * crons, ties, DST), the autoscale table (up at once, down after the delay,
- * bursts, bounds, running runs, unknown queue, no flapping), how the desired
- * count and its source are chosen, and the quota cap.
+ * Tests for reconcilers/schedule/capacity.c: which countSchedule window is
+ * in force (the PRODUCT.md example in Europe/Amsterdam at fixed instants,
+ * yearly crons, ties, DST), the autoscale table (up at once, down after the
+ * delay, bursts, bounds, running runs, unknown queue, no flapping), how the
+ * desired count and its source are chosen, and the quota cap.
  */
 #include "test.h"
 
-#include "capacity.h"
 #include "error.h"
-#include "tz.h"
+#include "schedule/capacity.h"
+#include "schedule/tz.h"
 
 static long long at(int y, int mo, int d, int h, int mi, int s)
 {
