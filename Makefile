@@ -28,6 +28,7 @@ unit: build
 e2e: build controlplane
 	scripts/pytest.sh -q $(PYTEST_ARGS) tests/emulator/tests
 	ACRPOOL_BUILD_DIR=$(abspath $(BUILD_DIR)) scripts/pytest.sh -q $(PYTEST_ARGS) tests/e2e
+	scripts/pytest.sh -q $(PYTEST_ARGS) tests/agents
 
 test: unit e2e fuzz faults valgrind
 

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(build-essential cmake ninja-build pkg-config git curl ca-certificates openssl
       libcurl4-openssl-dev libcjson-dev libyaml-dev libwebsockets-dev libssl-dev zlib1g-dev
-      python3 python3-pytest lua5.4 tzdata clang-14 libclang-rt-14-dev)
+      python3 python3-pytest lua5.4 tzdata clang-14 libclang-rt-14-dev shellcheck)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -97,6 +97,12 @@ def test_samples_accepted(kube, namespace):
     assert task["spec"]["step"]["docker"]["push"] is True
     assert task["spec"]["timeoutSeconds"] == 3600
     assert task["spec"]["platform"] == {"os": "Linux", "architecture": "amd64"}
+    # The agent image (agents/azure-pipelines) rebuilt weekly on the pool.
+    image = kube.get("task", "agent-image", namespace)
+    assert image["spec"]["timers"] == [{"name": "weekly", "schedule": "0 3 * * 0", "enabled": True}]
+    assert image["spec"]["agentPoolRef"] == {"name": "myagentpool"}
+    assert image["spec"]["step"]["docker"]["contextPath"].endswith(":agents/azure-pipelines")
+    assert image["spec"]["step"]["docker"]["noCache"] is True
     run = kube.get("taskrun", "quick-build-1", namespace)
     assert run["spec"]["build"]["agentPoolRef"] == {"name": "myagentpool"}
     assert run["spec"]["cancel"] is False
