@@ -8,6 +8,7 @@ One process, Python 3.11 standard library only, plain HTTP on 127.0.0.1. It serv
   - an Entra v2 token endpoint POST /{tenant}/oauth2/v2.0/token and an IMDS
     endpoint GET /metadata/identity/oauth2/token (identity.py);
   - a blob endpoint /_blob/... for source uploads (PUT) and run logs (GET);
+  - an Azure DevOps stand-in under /devops/{org}/_apis/... (devops.py);
   - a JSON control endpoint /_emulator/... for tests (control.py).
 This file owns the HTTP plumbing shared by all of them: request parsing, ARM
 request-id headers, bearer-token checks, fault injection, the request log and
@@ -38,8 +39,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from aci import Aci, mask_body as aci_mask_body  # noqa: E402
 from arm import Arm, ArmError, Reply  # noqa: E402
 from control import Control  # noqa: E402
+from devops import PREFIX as DEVOPS_PREFIX, DevOps  # noqa: E402
 from identity import AADError, Identity  # noqa: E402
 from specvalidator import load_specs  # noqa: E402
 from state import Ticker, World  # noqa: E402
@@ -155,7 +158,9 @@ class Emulator:
         self.world = World()
         self.specs = load_specs(spec_dir)
         self.arm = Arm(self.world, self.specs)
+        self.aci = Aci(spec_dir)  # Microsoft.ContainerInstance (aci.py)
         self.identity = Identity()
+        self.devops = DevOps(self.identity)
         self.faults = Faults()
         self.auth = auth
         self.state_dir = state_dir
@@ -170,7 +175,9 @@ class Emulator:
 
     def reset(self):
         self.world.reset()
+        self.aci.reset()
         self.identity.reset()
+        self.devops.reset()
         self.faults.clear()
         with self.log_lock:
             self.requests.clear()
@@ -271,6 +278,8 @@ class Handler(BaseHTTPRequestHandler):
             m = TOKEN_PATH.match(path)
             if m:
                 return self._token(req, m.group(1))
+            if path.startswith(DEVOPS_PREFIX):
+                return emu.devops.handle(req)
             if path.lower().startswith("/subscriptions/"):
                 if emu.auth:
                     problem = emu.identity.check_bearer(req.headers.get("Authorization"))
@@ -280,6 +289,8 @@ class Handler(BaseHTTPRequestHandler):
                             "WWW-Authenticate": 'Bearer authorization_uri="%s/common/oauth2/authorize", '
                                                 'error="invalid_token", error_description="%s"'
                                                 % (req.base_url, message)})
+                if emu.aci.owns(path):
+                    return emu.aci.handle(req)
                 with emu.world.lock:
                     return emu.arm.handle(req)
             raise ArmError(404, "NotFound", f"No route for '{path}'.")
@@ -310,6 +321,8 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(e.status, e.body())
 
     def _fault_reply(self, fault):
+        if self.path.startswith(DEVOPS_PREFIX):
+            return self.emu.devops.fault_reply(fault)
         status = int(fault["status"])
         code = fault["code"] or {429: "TooManyRequests", 500: "InternalServerError",
                                  502: "BadGateway", 503: "ServiceUnavailable",
@@ -381,15 +394,19 @@ def _log_body(req):
     fields parsed with secrets replaced by a hash, blobs summarised."""
     if not req.body:
         return None
+    if req.path.startswith(DEVOPS_PREFIX):
+        return DevOps.log_body(req)
     if req.path.startswith("/_blob/"):
         return {"size": len(req.body), "sha256": hashlib.sha256(req.body).hexdigest()}
     if TOKEN_PATH.match(req.path):
         form = dict(parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True))
         return {k: (redacted(v) if k in SECRET_FORM_FIELDS else v) for k, v in form.items()}
     try:
-        return json.loads(req.body)
+        body = json.loads(req.body)
     except ValueError:
         return {"unparsed": len(req.body)}
+    # Container-group secrets (secureValue, ...) never reach a log.
+    return aci_mask_body(body) if Aci.owns(req.path) else body
 
 
 def serve(port=0, port_file=None, spec_dir=None, auth=True, state_dir=None):
@@ -397,6 +414,7 @@ def serve(port=0, port_file=None, spec_dir=None, auth=True, state_dir=None):
     emu = Emulator(spec_dir or os.path.join(HERE, "spec"), auth=auth, state_dir=state_dir)
     handler = type("BoundHandler", (Handler,), {"emu": emu})
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    emu.aci.emulator_url = f"http://127.0.0.1:{server.server_address[1]}"
     server.daemon_threads = True
     if port_file:
         # Write then rename, so a harness polling the file never reads half a number.

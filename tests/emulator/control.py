@@ -49,6 +49,8 @@ class Control:
             if not isinstance(body, dict):
                 raise bad("the body must be a JSON object")
         m, n = req.method, len(parts)
+        if parts and parts[0] == "aci":  # container groups: aci.py, its own lock
+            return self.emu.aci.control(m, parts[1:], body, req.query)
         with self.world.lock:
             if parts == ["health"]:
                 return Reply(200, {"ok": True})
@@ -73,6 +75,8 @@ class Control:
                 return Reply(200, {"value": [
                     {"path": p, "sha256": b["sha256"], "size": b["size"], "time": b["time"]}
                     for p, b in self.world.blobs.items()]})
+            if parts and parts[0] == "devops":
+                return self.emu.devops.control(req, m, parts[1:], body)
             if parts and parts[0] == "identity":
                 return self.identity_routes(m, parts[1:], body)
         raise bad(f"no control route {m} /{'/'.join(['_emulator'] + parts)}", 404, "NotFound")

@@ -140,7 +140,7 @@ class Identity:
                   "oid": str(uuid.uuid4()), "sub": appid, "ver": "1.0"}
         token = make_jwt(claims)
         # Exact expiry, so a token asked to live 1 s lives 1 s, not 0 to 1 s.
-        self.tokens[token] = {"exp": issued + lifetime, "appid": appid, "tenant": tenant}
+        self.tokens[token] = {"exp": issued + lifetime, "appid": appid, "tenant": tenant, "aud": audience}
         return token, now
 
     def token_request(self, tenant, form, basic_auth=None):
@@ -237,6 +237,14 @@ class Identity:
                      "resource": resource, "token_type": "Bearer"}
 
     # -- checking -----------------------------------------------------------------
+
+    def token_info(self, token):
+        """A copy of what we know of an access token we issued ({exp, appid,
+        tenant, aud}), or None. For services that check the audience
+        (the Azure DevOps stand-in, devops.py)."""
+        with self.lock:
+            info = self.tokens.get(token)
+            return dict(info) if info is not None else None
 
     def check_bearer(self, header):
         """None if `header` carries a live token we issued, else (code, message)."""
