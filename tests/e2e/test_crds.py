@@ -111,6 +111,20 @@ def test_samples_accepted(kube, namespace):
     assert reg["spec"]["cloud"] == "AzureCloud"
 
 
+def test_kubectl_get_acr_lists_every_kind(kube, namespace):
+    """`kubectl get acr` (the category on every kind) lists all of ours; each
+    kind keeps a short name of its own."""
+    kube.run("apply", "-n", namespace, "-k", str(ROOT / "manifests" / "samples"))
+    listed = kube.run("get", "acr", "-n", namespace, "-o", "name").stdout.split()
+    kinds = {name.split("/")[0] for name in listed}
+    assert kinds == {f"{kind.lower()}.acrpool.dev" for kind in KINDS.values()}, listed
+    assert "registry.acrpool.dev/myregistry" in listed and "taskrun.acrpool.dev/quick-build-1" in listed
+    assert kube.run("get", "acrpool", "-n", namespace, "-o", "name").stdout.split() == listed
+    for short, kind in (("acrreg", "registry"), ("ap", "agentpool"), ("acrtask", "task"), ("acrrun", "taskrun")):
+        names = kube.run("get", short, "-n", namespace, "-o", "name").stdout.split()
+        assert names and all(n.startswith(f"{kind}.acrpool.dev/") for n in names), (short, names)
+
+
 def test_printer_columns_tell_the_story(kube, namespace):
     kube.apply(POOL, namespace)
     out = kube.run("get", "agentpools", "-n", namespace).stdout.splitlines()[0].split()
