@@ -198,6 +198,25 @@ def test_deployment_hardened_and_wired(kube):
     assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == "8080"
 
 
+def test_network_policy_admits_only_metrics_and_probes(kube):
+    """The pods accept only the ports the Deployment serves metrics and probes
+    on, and reach only DNS, HTTPS and the instance metadata endpoint."""
+    for path in (BASE, OVERLAY):
+        objs = build(kube, path)
+        pod = one(objs, "Deployment", "acrpool-controller")["spec"]["template"]
+        (c,) = pod["spec"]["containers"]
+        served = {p["name"] for p in c["ports"]} | {c[p]["httpGet"]["port"] for p in ("livenessProbe", "readinessProbe")}
+        pol = one(objs, "NetworkPolicy", "acrpool-controller")["spec"]
+        assert pol["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+        assert sorted(pol["policyTypes"]) == ["Egress", "Ingress"]
+        (ingress,) = pol["ingress"]
+        assert "from" not in ingress  # Prometheus and the kubelet may sit anywhere
+        assert {p["port"] for p in ingress["ports"]} == served == {"metrics", "health"}
+        egress = sorted((r.get("to", [{}])[0].get("ipBlock", {}).get("cidr", "*"), p["port"], p["protocol"])
+                        for r in pol["egress"] for p in r["ports"])
+        assert egress == [("*", 53, "TCP"), ("*", 53, "UDP"), ("*", 443, "TCP"), ("169.254.169.254/32", 80, "TCP")]
+
+
 def test_single_namespace_overlay_watches_the_namespace_it_may_read(kube):
     objs = build(kube, OVERLAY)
     assert not [o for o in objs if o["kind"] == "ClusterRoleBinding"], "overlay still binds cluster-wide"
