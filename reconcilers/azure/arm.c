@@ -458,6 +458,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 #define IS(name) (nlen == sizeof(name) - 1 && strncasecmp(p, name, nlen) == 0)
 	if (IS("x-ms-request-id"))
 		snprintf(r->request_id, sizeof(r->request_id), "%s", value);
+	else if (IS("ActivityId") && !r->request_id[0]) /* Azure DevOps' request id */
+		snprintf(r->request_id, sizeof(r->request_id), "%s", value);
 	else if (IS("x-ms-correlation-request-id"))
 		snprintf(r->correlation_id, sizeof(r->correlation_id), "%s", value);
 	else if (IS("Retry-After"))

@@ -16,10 +16,12 @@
  *    in status; arm_operation_poll() looks once and never blocks.
  *  - typed calls, one header per resource provider on top of this one:
  *    acr.h (Microsoft.ContainerRegistry: registries, agent pools, tasks,
- *    runs, scheduleRun, build source upload URL) and blob.h (Azure Storage
- *    through SAS URLs: run log tails, build source uploads). They share
+ *    runs, scheduleRun, build source upload URL), aci.h
+ *    (Microsoft.ContainerInstance: container groups) and blob.h (Azure
+ *    Storage through SAS URLs: run log tails, build source uploads). They share
  *    the core's plumbing through arm_internal.h, which nothing outside
- *    azure/ includes.
+ *    azure/ includes but the Azure DevOps client (devops/devops.c sends
+ *    through arm_send for its retries).
  *
  * A client is shared by all workers: it keeps no per-call state (every
  * result lands in the caller's struct), and its libcurl connection cache
@@ -96,7 +98,7 @@ const char *arm_client_api_version(const struct arm_client *c);
 struct arm_response {
 	long status;               /* last HTTP status; 0 if none arrived */
 	struct ctl_buf body;       /* capped; NUL-terminated */
-	char request_id[80];       /* x-ms-request-id */
+	char request_id[80];       /* x-ms-request-id (Azure DevOps: ActivityId) */
 	char correlation_id[80];   /* x-ms-correlation-request-id */
 	char client_request_id[40];/* the x-ms-client-request-id we sent last */
 	char *azure_async_operation; /* Azure-AsyncOperation header, or NULL */

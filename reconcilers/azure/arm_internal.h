@@ -1,7 +1,9 @@
 /*
  * arm_internal.h: what the ARM core (arm.c) shares with the files of typed
- * calls in this folder (acr.c, blob.c), and with nothing else. Kinds and
- * tests use the public headers: arm.h, acr.h, blob.h.
+ * calls in this folder (acr.c, aci.c, blob.c) and with the Azure DevOps client
+ * (devops/devops.c, which sends through arm_send for its retries), and with
+ * nothing else. Kinds and tests use the public headers: arm.h, acr.h,
+ * aci.h, blob.h.
  *
  * A resource provider's typed calls are one file on top of these: build
  * the resource's path (arm_resource_path), send it with arm_call (reads),
@@ -9,7 +11,8 @@
  * arm_list_all (pageable lists) or arm_delete_call, and turn the JSON into
  * small C structs with arm_jget/arm_jstr. The wire part (arm_send and the
  * curl handle setup) is for calls that are not ARM requests: blob.c's SAS
- * URLs, which carry no bearer token.
+ * URLs, which carry no bearer token, and Azure DevOps (a PAT in an extra
+ * header, or the bearer token of an identity for the DevOps audience).
  */
 #ifndef ACRPOOL_ARM_INTERNAL_H
 #define ACRPOOL_ARM_INTERNAL_H

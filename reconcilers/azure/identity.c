@@ -46,8 +46,8 @@ struct identity {
 	enum identity_kind kind;
 	const struct identity_cloud *cloud;
 	char *token_url;      /* v2 endpoint, or the IMDS URL with its query */
-	char *resource;       /* ARM audience, ends with '/' */
-	char *scope;          /* resource + ".default" */
+	char *resource;       /* audience: a URL ending with '/', or an application id */
+	char *scope;          /* resource + "/.default" (one slash) */
 	char *client_id;
 	char *client_secret;
 	char *token_file;
@@ -175,8 +175,15 @@ int identity_new(struct identity **out, const struct identity_options *opts)
 
 	const char *res = opts->resource && *opts->resource ? opts->resource : cloud->arm_resource;
 	size_t rl = strlen(res);
-	id->resource = rl && res[rl - 1] == '/' ? xstrdup(res) : xasprintf("%s/", res);
-	id->scope = xasprintf("%s.default", id->resource);
+	/* A URL audience (ARM's) ends with '/'; an application id (Azure
+	 * DevOps' 499b84ac-...) is sent as it is to IMDS, and its v2 scope is
+	 * "<id>/.default". */
+	if (!strstr(res, "://"))
+		id->resource = xstrdup(res);
+	else
+		id->resource = rl && res[rl - 1] == '/' ? xstrdup(res) : xasprintf("%s/", res);
+	rl = strlen(id->resource);
+	id->scope = xasprintf("%s%s.default", id->resource, rl && id->resource[rl - 1] == '/' ? "" : "/");
 
 	if (opts->kind == IDENTITY_MANAGED) {
 		id->client_id = pick(opts->client_id, NULL);

@@ -52,7 +52,10 @@ struct identity_options {
 	enum identity_kind kind;
 	const char *cloud;          /* NULL: AzureCloud */
 	const char *authority_host; /* NULL: $AZURE_AUTHORITY_HOST (workload), else the cloud's */
-	const char *resource;       /* ARM audience; NULL: the cloud's arm_resource */
+	const char *resource;       /* audience; NULL: the cloud's arm_resource. A URL
+	                               gets a trailing '/'; an application id (Azure
+	                               DevOps: 499b84ac-1321-427f-aa17-267ca6975798)
+	                               is kept as it is, its scope "<id>/.default" */
 	const char *tenant_id;      /* NULL: $AZURE_TENANT_ID (not used by IMDS) */
 	const char *client_id;      /* NULL: $AZURE_CLIENT_ID; optional for IMDS */
 	const char *client_secret;  /* service principal only */

@@ -1,6 +1,6 @@
 /*
  * armtool: a command-line driver over the ARM client (reconcilers/azure/:
- * arm.h, acr.h, blob.h) and Azure identity (reconcilers/azure/identity.h),
+ * arm.h, acr.h, aci.h, blob.h) and Azure identity (reconcilers/azure/identity.h),
  * for the end-to-end tests against the Azure emulator
  * (tests/e2e/test_arm_emulator.py).
  *
@@ -26,6 +26,17 @@
  * --secret-env (argv is visible in ps); no token, secret or SAS URL is
  * ever printed (SAS URLs are printed without their query string).
  *
+ * Container groups (azure/aci.h; --registry is not needed):
+ *   aci-create NAME SPECFILE   SPECFILE: {location, tags: {}, container,
+ *       image, cpu, memoryInGB, env: [{name, value} | {name,
+ *       secureValueEnv: VAR}], command: [], restartPolicy, subnetIds: [],
+ *       identity, registryServer}; a secure value is read from the
+ *       environment variable VAR, so it is never in argv or a file
+ *   aci-get NAME | aci-list | aci-delete NAME | aci-restart NAME
+ *   aci-tags NAME [KEY=VALUE ...]
+ * The secure values are never printed: groups show a secure variable as
+ * {name, secure: true}.
+ *
  * Test hooks: --repeat N runs the command N times with one identity and
  * one client (so the token cache carries over); --step reads a line from
  * stdin before every repetition after the first (so a test can change the
@@ -36,6 +47,7 @@
  * token cache's one-fetcher-many-waiters path). --wait polls the LRO a
  * write returns to completion, like pool-op-poll does.
  */
+#include "azure/aci.h"
 #include "azure/acr.h"
 #include "azure/arm.h"
 #include "azure/blob.h"
@@ -260,6 +272,65 @@ static cJSON *run_json(const struct arm_run *r)
 		cJSON_AddItemToArray(imgs, im);
 	}
 	cJSON_AddBoolToObject(o, "terminal", arm_run_status_terminal(r->status));
+	return o;
+}
+
+static cJSON *string_list(char *const *v, size_t n)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+	return a;
+}
+
+/* A container group as the tool prints it: a secure variable is its name
+ * and "secure": true (the struct holds no value for it anyway). */
+static cJSON *group_json(const struct arm_container_group *g)
+{
+	if (!g)
+		return cJSON_CreateNull();
+	cJSON *o = cJSON_CreateObject();
+	add_str(o, "id", g->id);
+	add_str(o, "name", g->name);
+	add_str(o, "location", g->location);
+	add_str(o, "provisioningState", g->provisioning_state);
+	add_str(o, "state", g->state);
+	add_str(o, "osType", g->os_type);
+	add_str(o, "restartPolicy", g->restart_policy);
+	cJSON *tags = cJSON_AddObjectToObject(o, "tags");
+	for (size_t i = 0; i < g->ntags; i++)
+		cJSON_AddStringToObject(tags, g->tags[i].name, g->tags[i].value ? g->tags[i].value : "");
+	cJSON_AddNumberToObject(o, "containers", (double)g->ncontainers);
+	add_str(o, "container", g->container_name);
+	add_str(o, "image", g->image);
+	cJSON_AddNumberToObject(o, "cpu", g->cpu);
+	cJSON_AddNumberToObject(o, "memoryInGB", g->memory_in_gb);
+	cJSON *env = cJSON_AddArrayToObject(o, "env");
+	for (size_t i = 0; i < g->nenv; i++) {
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "name", g->env[i].name);
+		if (g->env[i].value)
+			cJSON_AddStringToObject(e, "value", g->env[i].value);
+		else
+			cJSON_AddBoolToObject(e, "secure", 1);
+		cJSON_AddItemToArray(env, e);
+	}
+	cJSON_AddItemToObject(o, "command", string_list(g->command, g->ncommand));
+	cJSON_AddNumberToObject(o, "restartCount", g->restart_count);
+	cJSON *cur = cJSON_AddObjectToObject(o, "currentState");
+	add_str(cur, "state", g->current.state);
+	add_str(cur, "startTime", g->current.start_time);
+	add_str(cur, "finishTime", g->current.finish_time);
+	add_str(cur, "detailStatus", g->current.detail_status);
+	if (g->current.has_exit_code)
+		cJSON_AddNumberToObject(cur, "exitCode", g->current.exit_code);
+	else
+		cJSON_AddNullToObject(cur, "exitCode");
+	cJSON_AddItemToObject(o, "subnetIds", string_list(g->subnet_ids, g->nsubnet_ids));
+	add_str(o, "identityType", g->identity_type);
+	cJSON_AddItemToObject(o, "identityIds", string_list(g->identity_ids, g->nidentity_ids));
+	add_str(o, "registryServer", g->registry_server);
+	add_str(o, "registryIdentity", g->registry_identity);
 	return o;
 }
 
@@ -748,6 +819,178 @@ static int cmd_upload(struct arm_client *c, const struct config *cfg)
 	return emit_result(o);
 }
 
+/* KEY=VALUE arguments as tags (a lone "=" is skipped: an empty set).
+ * Names and values point into copies[], which the caller frees. -1 with
+ * a usage error for a malformed one. */
+static int parse_tags(struct arm_tag *tags, size_t *ntags, char **copies, char **args, int nargs)
+{
+	*ntags = 0;
+	for (int i = 0; i < nargs; i++) {
+		if (strcmp(args[i], "=") == 0)
+			continue;
+		char *eq = strchr(args[i], '=');
+		if (!eq || eq == args[i]) {
+			usage_error("bad tag (want KEY=VALUE): ", args[i]);
+			return -1;
+		}
+		copies[*ntags] = xstrdup(args[i]);
+		copies[*ntags][eq - args[i]] = '\0';
+		tags[*ntags].name = copies[*ntags];
+		tags[*ntags].value = copies[*ntags] + (eq - args[i]) + 1;
+		(*ntags)++;
+	}
+	return 0;
+}
+
+/* The tool's spec file: every string borrowed from the JSON tree (or the
+ * environment, for secure values). */
+struct aci_spec_arrays {
+	struct arm_tag tags[32];
+	struct arm_container_env_var env[32];
+	const char *command[16];
+	const char *subnets[8];
+};
+
+static const char *jstring(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int aci_spec_from_file(struct arm_container_group_spec *s, struct aci_spec_arrays *a, const cJSON *f,
+			      const char *name)
+{
+	const cJSON *it;
+	memset(s, 0, sizeof(*s));
+	memset(a, 0, sizeof(*a));
+	s->name = name;
+	s->location = jstring(f, "location");
+	s->container_name = jstring(f, "container");
+	s->image = jstring(f, "image");
+	s->restart_policy = jstring(f, "restartPolicy");
+	s->identity_id = jstring(f, "identity");
+	s->registry_server = jstring(f, "registryServer");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(f, "cpu");
+	s->cpu = cJSON_IsNumber(v) ? v->valuedouble : 0;
+	v = cJSON_GetObjectItemCaseSensitive(f, "memoryInGB");
+	s->memory_in_gb = cJSON_IsNumber(v) ? v->valuedouble : 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(f, "tags")) {
+		if (s->ntags < 32 && cJSON_IsString(it))
+			a->tags[s->ntags++] = (struct arm_tag){it->string, it->valuestring};
+	}
+	s->tags = a->tags;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(f, "env")) {
+		if (s->nenv == 32)
+			break;
+		struct arm_container_env_var *e = &a->env[s->nenv++];
+		e->name = jstring(it, "name");
+		e->value = jstring(it, "value");
+		const char *var = jstring(it, "secureValueEnv");
+		if (var && !(e->secure_value = getenv(var))) {
+			usage_error("environment variable is not set: ", var);
+			return -1;
+		}
+	}
+	s->env = a->env;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(f, "command")) {
+		if (s->ncommand < 16 && cJSON_IsString(it))
+			a->command[s->ncommand++] = it->valuestring;
+	}
+	s->command = a->command;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(f, "subnetIds")) {
+		if (s->nsubnet_ids < 8 && cJSON_IsString(it))
+			a->subnets[s->nsubnet_ids++] = it->valuestring;
+	}
+	s->subnet_ids = a->subnets;
+	return 0;
+}
+
+static int cmd_aci(struct arm_client *c, const struct config *cfg)
+{
+	const struct arm_resource_group_ref ref = {cfg->ref.subscription_id, cfg->ref.resource_group};
+	const char *cmd = cfg->command;
+	struct arm_container_group *g = NULL;
+	struct arm_operation *op = NULL;
+	int rc;
+
+	if (strcmp(cmd, "aci-create") == 0) {
+		struct arm_container_group_spec spec;
+		struct aci_spec_arrays arrays;
+		if (!need_args(cfg, 2, 2, "aci-create NAME SPECFILE"))
+			return EXIT_USAGE;
+		cJSON *f = read_json_file(cfg->args[1]);
+		if (!f)
+			return emit_error(ctl_error_last()->code);
+		if (aci_spec_from_file(&spec, &arrays, f, cfg->args[0])) {
+			cJSON_Delete(f);
+			return EXIT_USAGE;
+		}
+		rc = arm_container_group_create(&g, &op, c, &ref, &spec);
+		cJSON_Delete(f);
+		if (rc)
+			return emit_error(rc);
+		cJSON *v = group_json(g);
+		arm_container_group_free(g);
+		return finish_write(c, cfg, "group", v, op);
+	}
+	if (strcmp(cmd, "aci-get") == 0) {
+		if (!need_args(cfg, 1, 1, "aci-get NAME"))
+			return EXIT_USAGE;
+		if ((rc = arm_container_group_get(&g, c, &ref, cfg->args[0])))
+			return emit_error(rc);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "group", group_json(g));
+		arm_container_group_free(g);
+		return emit_result(o);
+	}
+	if (strcmp(cmd, "aci-list") == 0) {
+		struct arm_container_group *items = NULL;
+		size_t n = 0;
+		if (!need_args(cfg, 0, 0, "aci-list"))
+			return EXIT_USAGE;
+		if ((rc = arm_container_group_list(&items, &n, c, &ref)))
+			return emit_error(rc);
+		cJSON *o = cJSON_CreateObject();
+		cJSON *a = cJSON_AddArrayToObject(o, "groups");
+		for (size_t i = 0; i < n; i++)
+			cJSON_AddItemToArray(a, group_json(&items[i]));
+		arm_container_group_array_free(items, n);
+		return emit_result(o);
+	}
+	if (strcmp(cmd, "aci-delete") == 0 || strcmp(cmd, "aci-restart") == 0) {
+		int del = cmd[4] == 'd';
+		if (!need_args(cfg, 1, 1, del ? "aci-delete NAME" : "aci-restart NAME"))
+			return EXIT_USAGE;
+		rc = del ? arm_container_group_delete(&op, c, &ref, cfg->args[0])
+			 : arm_container_group_restart(&op, c, &ref, cfg->args[0]);
+		if (rc)
+			return emit_error(rc);
+		return finish_write(c, cfg, NULL, NULL, op);
+	}
+	if (strcmp(cmd, "aci-tags") == 0) {
+		struct arm_tag tags[32];
+		char *copies[32] = {0};
+		size_t ntags = 0;
+		if (!need_args(cfg, 1, 33, "aci-tags NAME [KEY=VALUE ...]"))
+			return EXIT_USAGE;
+		if (parse_tags(tags, &ntags, copies, cfg->args + 1, cfg->nargs - 1) == 0)
+			rc = arm_container_group_update_tags(&g, c, &ref, cfg->args[0], tags, ntags);
+		else
+			rc = 1;
+		for (size_t k = 0; k < ntags; k++)
+			free(copies[k]);
+		if (rc == 1)
+			return EXIT_USAGE;
+		if (rc)
+			return emit_error(rc);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "group", group_json(g));
+		arm_container_group_free(g);
+		return emit_result(o);
+	}
+	return -1;
+}
+
 static int run_command(struct arm_client *c, struct identity *id, const struct config *cfg)
 {
 	const char *cmd = cfg->command;
@@ -774,6 +1017,8 @@ static int run_command(struct arm_client *c, struct identity *id, const struct c
 		return rc;
 	if (strcmp(cmd, "upload-url") == 0 || strcmp(cmd, "upload") == 0)
 		return cmd_upload(c, cfg);
+	if (strncmp(cmd, "aci-", 4) == 0 && (rc = cmd_aci(c, cfg)) >= 0)
+		return rc;
 	usage_error("unknown command: ", cmd);
 	return EXIT_USAGE;
 }
