@@ -968,7 +968,7 @@ static int cmd_aci(struct arm_client *c, const struct config *cfg)
 		return finish_write(c, cfg, NULL, NULL, op);
 	}
 	if (strcmp(cmd, "aci-tags") == 0) {
-		struct arm_tag tags[32];
+		struct arm_tag tags[32] = {0};
 		char *copies[32] = {0};
 		size_t ntags = 0;
 		if (!need_args(cfg, 1, 33, "aci-tags NAME [KEY=VALUE ...]"))
