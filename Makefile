@@ -25,7 +25,10 @@ unit: build
 
 # Two pytest runs: each suite has its own conftest.py, and pytest cannot
 # hold two top-level conftest modules of the same name in one process.
+# Helm (for tests/e2e/test_chart.py) is built from the Go module proxy into
+# the cache, once per version.
 e2e: build controlplane
+	scripts/helm.sh build >/dev/null
 	scripts/pytest.sh -q $(PYTEST_ARGS) tests/emulator/tests
 	ACRPOOL_BUILD_DIR=$(abspath $(BUILD_DIR)) scripts/pytest.sh -q $(PYTEST_ARGS) tests/e2e
 	scripts/pytest.sh -q $(PYTEST_ARGS) tests/agents
