@@ -36,5 +36,5 @@ RUN apt-get update \
 COPY --from=build /out/bin/acrpool-controller /usr/local/bin/acrpool-controller
 # The distroless "nonroot" user; the Deployment runs as it too.
 USER 65532:65532
-EXPOSE 8080 8081
+EXPOSE 8443 8081
 ENTRYPOINT ["/usr/local/bin/acrpool-controller"]

@@ -8,6 +8,10 @@
  * lws wants. Only the service thread touches the context after creation;
  * other threads reach it only through lws_cancel_service, which is
  * documented as safe from any thread.
+ *
+ * With TLS, the vhost takes the certificate from memory or files when it
+ * is created, advertises only http/1.1 by ALPN (the body writer below is
+ * HTTP/1.1's), and lws drives the OpenSSL handshake on the same thread.
  */
 #include "http.h"
 
@@ -25,10 +29,15 @@
 
 #define CHUNK 4096
 #define BODY_MAX (16u * 1024 * 1024)
+/* Room for the request line and headers: a ServiceAccount token alone is
+ * about 1 KiB, and lws's default (1 KiB) would cut its Authorization. */
+#define HEADER_MAX 16384
+#define AUTH_MAX 8192
 
 struct ctl_http {
 	struct ctl_http_opts opts;
 	char *bind_address;
+	char *cert_file, *key_file;  /* copies: lws may keep the paths */
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
 	int port;
@@ -64,8 +73,8 @@ static void session_reset(struct session *s)
 
 /* Decide the response to a request for path: status, content type, and
  * the body appended to body. Runs the probes and renders the metrics. */
-static void route(struct ctl_http *h, const char *path, int get, unsigned *status,
-		  const char **ctype, struct ctl_buf *body)
+static void route(struct ctl_http *h, const char *path, int get, const char *authorization,
+		  unsigned *status, const char **ctype, struct ctl_buf *body)
 {
 	static const char *const text = "text/plain; charset=utf-8";
 	int known = strcmp(path, "/metrics") == 0 || strcmp(path, "/healthz") == 0 ||
@@ -79,6 +88,16 @@ static void route(struct ctl_http *h, const char *path, int get, unsigned *statu
 		*status = 405;
 		ctl_buf_puts(body, "method not allowed\n");
 	} else if (strcmp(path, "/metrics") == 0) {
+		int allowed = 200;
+		if (h->opts.authorize)
+			allowed = h->opts.authorize(authorization, "get", path, body, h->opts.authorize_ud);
+		if (allowed != 200) {
+			*status = allowed > 0 ? (unsigned)allowed : 500;
+			if (body->len == 0)
+				ctl_buf_puts(body, "refused\n");
+			return;
+		}
+		ctl_buf_reset(body);
 		*ctype = "text/plain; version=0.0.4; charset=utf-8";
 		*status = ctl_metrics_render(h->opts.metrics, body) == 0 ? 200 : 500;
 	} else {
@@ -111,7 +130,19 @@ static int respond(struct ctl_http *h, struct lws *wsi, struct session *s, const
 	ctl_buf_init(&body, BODY_MAX);
 	session_reset(s);
 	int get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
-	route(h, path ? path : "", get, &status, &ctype, &body);
+	char *authorization = NULL;
+	int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (get && alen > 0 && alen < AUTH_MAX) {
+		authorization = xmalloc((size_t)alen + 1);
+		if (lws_hdr_copy(wsi, authorization, alen + 1, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+			authorization[0] = '\0';
+	}
+	route(h, path ? path : "", get, authorization, &status, &ctype, &body);
+	if (authorization) {
+		/* It held a token. */
+		explicit_bzero(authorization, (size_t)alen + 1);
+		free(authorization);
+	}
 	if (!get) {
 		/* lws now expects a request body, not our response: answer with
 		 * its canned status page and close instead of reading it. */
@@ -202,11 +233,21 @@ int ctl_http_new(struct ctl_http **out, const struct ctl_http_opts *opts)
 	h->opts = *opts;
 	h->bind_address = xstrdup(opts->bind_address ? opts->bind_address : "0.0.0.0");
 	h->opts.bind_address = h->bind_address;
+	h->cert_file = xstrdup(opts->tls_cert_file);
+	h->key_file = xstrdup(opts->tls_key_file);
+	h->opts.tls_cert_file = h->cert_file;
+	h->opts.tls_key_file = h->key_file;
+	/* The PEM in memory is read by lws_create_vhost below, not kept. */
+	h->opts.tls_cert_pem = h->opts.tls_key_pem = NULL;
 	atomic_init(&h->stop, 0);
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
 	memset(&info, 0, sizeof(info));
+	int tls = opts->tls_cert_pem || opts->tls_cert_file;
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+	if (tls)
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.max_http_header_data = HEADER_MAX;
 	/* An IPv4 address needs an IPv4 socket; lws would open IPv6. */
 	if (!strchr(h->bind_address, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
@@ -223,7 +264,21 @@ int ctl_http_new(struct ctl_http **out, const struct ctl_http_opts *opts)
 	info.iface = h->bind_address;
 	info.protocols = protocols;
 	info.vhost_name = "acrpool";
+	if (tls) {
+		info.alpn = "http/1.1";
+		info.ssl_cert_filepath = h->cert_file;
+		info.ssl_private_key_filepath = h->key_file;
+		info.server_ssl_cert_mem = opts->tls_cert_pem;
+		info.server_ssl_cert_mem_len = (unsigned)opts->tls_cert_len;
+		info.server_ssl_private_key_mem = opts->tls_key_pem;
+		info.server_ssl_private_key_mem_len = (unsigned)opts->tls_key_len;
+	}
 	h->vhost = lws_create_vhost(h->ctx, &info);
+	if (!h->vhost && tls) {
+		rc = ctl_error_set(CTL_ERR, "HTTPBind", "cannot serve TLS on %s port %d (certificate %s)",
+				   h->bind_address, opts->port, opts->tls_cert_file ? opts->tls_cert_file : "in memory");
+		goto done;
+	}
 	if (!h->vhost) {
 		rc = ctl_error_set(CTL_ERR, "HTTPBind", "cannot listen on %s port %d",
 				   h->bind_address, opts->port);
@@ -275,5 +330,7 @@ void ctl_http_free(struct ctl_http *h)
 		return;
 	ctl_http_stop(h);
 	free(h->bind_address);
+	free(h->cert_file);
+	free(h->key_file);
 	free(h);
 }

@@ -9,13 +9,21 @@
  *                  synced), else 503 and the probe's reason
  *   anything else  404; a method other than GET on a known path is 405
  *
- * Plain HTTP only; these endpoints carry no secrets. Probes and metrics
- * callbacks run on the service thread, so they must not block for long.
+ * Plain HTTP, or HTTPS when given a certificate (a PEM pair in memory or
+ * two files, read once at start), HTTP/1.1 only. An authorize callback,
+ * when given, decides every GET /metrics before the registry is rendered
+ * (the manager hands it a TokenReview/SubjectAccessReview reviewer, see
+ * review.h); probes are never authorized. Probes, metrics callbacks and the
+ * authorize callback run on the service thread, so a slow one delays the
+ * next request of this server only (the manager runs metrics and probes on
+ * two servers, each with its thread).
  * libwebsockets' own log is set to errors and warnings, forwarded to the
  * JSON log (its service thread is a loop, which may log).
  */
 #ifndef CTL_HTTP_H
 #define CTL_HTTP_H
+
+#include <stddef.h>
 
 struct ctl_buf;
 struct ctl_metrics;
@@ -25,6 +33,13 @@ struct ctl_http;
  * and return non-zero. */
 typedef int (*ctl_probe_fn)(struct ctl_buf *reason, void *ud);
 
+/* Decide a request for path with this Authorization header value (NULL
+ * when absent) and verb (lower case, "get"). Return the HTTP status: 200
+ * to serve it, anything else to answer with that status and what was
+ * appended to body. */
+typedef int (*ctl_http_auth_fn)(const char *authorization, const char *verb, const char *path,
+				struct ctl_buf *body, void *ud);
+
 struct ctl_http_opts {
 	const char *bind_address;      /* an IPv4 or IPv6 address; NULL: 0.0.0.0 */
 	int port;                      /* 0: an ephemeral port (see ctl_http_port) */
@@ -33,10 +48,18 @@ struct ctl_http_opts {
 	void *healthz_ud;
 	ctl_probe_fn readyz;           /* NULL: always ready */
 	void *readyz_ud;
+	ctl_http_auth_fn authorize;    /* NULL: /metrics open to all */
+	void *authorize_ud;
+	/* TLS: a PEM certificate (chain) and key, either in memory or as
+	 * files; all NULL: plain HTTP. */
+	const char *tls_cert_pem, *tls_key_pem;
+	size_t tls_cert_len, tls_key_len;
+	const char *tls_cert_file, *tls_key_file;
 };
 
 /* Bind and start serving. The registry and probe payloads must outlive the
- * server. Returns 0, or CTL_ERR when the address cannot be bound. */
+ * server; the TLS material is copied or read now. Returns 0, or CTL_ERR
+ * when the address cannot be bound or the certificate cannot be used. */
 int ctl_http_new(struct ctl_http **out, const struct ctl_http_opts *opts);
 
 /* The port actually bound (useful with port 0). */

@@ -7,6 +7,8 @@
 #include "error.h"
 #include "http.h"
 #include "log.h"
+#include "review.h"
+#include "tlscert.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The watch counters are the informers' own tallies, read at scrape time
  * (a copy synced now and then made a test that read the metric right after
@@ -44,6 +47,8 @@ struct ctl_manager {
 	struct ctl_metrics *metrics;
 	struct ctl_metric *watch_restarts, *watch_relists, *watch_events;
 	struct ctl_http *metrics_http, *health_http;
+	char *metrics_cert_dir;
+	struct ctl_reviewer *reviewer;     /* when metrics are secure */
 	struct named_informer *informers;
 	size_t n_informers;
 	struct ctl_controller **controllers;
@@ -108,6 +113,8 @@ int ctl_manager_new(struct ctl_manager **out, struct ctl_kube_client *client, co
 	m->opts = *opts;
 	m->metrics_address = xstrdup(opts->metrics_address);
 	m->health_address = xstrdup(opts->health_address);
+	m->metrics_cert_dir = xstrdup(opts->metrics_cert_dir && *opts->metrics_cert_dir ? opts->metrics_cert_dir : NULL);
+	m->opts.metrics_cert_dir = m->metrics_cert_dir;
 	if (m->opts.grace_period_ns <= 0)
 		m->opts.grace_period_ns = 30 * CTL_SEC;
 	if (m->opts.sync_timeout_ns <= 0)
@@ -144,6 +151,8 @@ void ctl_manager_free(struct ctl_manager *m)
 	/* The endpoints first: a scrape reads the informers' tallies. */
 	ctl_http_free(m->metrics_http);
 	ctl_http_free(m->health_http);
+	ctl_reviewer_free(m->reviewer);
+	free(m->metrics_cert_dir);
 	for (size_t i = 0; i < m->n_controllers; i++)
 		ctl_controller_free(m->controllers[i]);
 	for (size_t i = 0; i < m->n_informers; i++) {
@@ -241,29 +250,94 @@ static int healthz(struct ctl_buf *reason, void *ud)
 	return 0;
 }
 
+/* The metrics server's authorize callback: the reviewer's decision. A
+ * review that failed is logged here (the service thread is a loop): it
+ * means the API server is unreachable or refuses us TokenReviews. */
+static int authorize(const char *authorization, const char *verb, const char *path, struct ctl_buf *body,
+		     void *ud)
+{
+	struct ctl_manager *m = ud;
+	int status = ctl_reviewer_check(m->reviewer, authorization, verb, path, body);
+	if (status == 500)
+		ctl_log(CTL_LOG_WARN, "cannot review a metrics request", "error", ctl_error_last()->message, NULL);
+	else if (status != 200)
+		ctl_log(CTL_LOG_DEBUG, "metrics request refused", "status", status == 401 ? "401" : "403", NULL);
+	return status;
+}
+
+/* The serving certificate: the mounted pair, whose paths go into o (lws
+ * reads the files when the server starts), or a self-signed one made now
+ * into cert. */
+static int metrics_tls(struct ctl_manager *m, struct ctl_http_opts *o, struct ctl_tlscert *cert, char **crt,
+		       char **key)
+{
+	if (m->metrics_cert_dir) {
+		*crt = xasprintf("%s/tls.crt", m->metrics_cert_dir);
+		*key = xasprintf("%s/tls.key", m->metrics_cert_dir);
+		if (access(*crt, R_OK) != 0 || access(*key, R_OK) != 0)
+			return ctl_error_set(CTL_EINVALID, "MetricsCertificate", "cannot read %s and %s", *crt, *key);
+		o->tls_cert_file = *crt;
+		o->tls_key_file = *key;
+		return 0;
+	}
+	char host[256];
+	if (gethostname(host, sizeof(host)) != 0 || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	const char *names[] = {host, "localhost", "127.0.0.1", "::1", NULL};
+	int rc = ctl_tlscert_self_signed(cert, names);
+	if (rc != 0)
+		return rc;
+	o->tls_cert_pem = cert->cert_pem;
+	o->tls_cert_len = cert->cert_len;
+	o->tls_key_pem = cert->key_pem;
+	o->tls_key_len = cert->key_len;
+	return 0;
+}
+
 static int start_http(struct ctl_manager *m)
 {
 	char *host = NULL;
 	int port, rc = 0;
-	bool same = m->metrics_address && m->health_address && strcmp(m->metrics_address, m->health_address) == 0;
+	/* Probes share the metrics server only when it is plain HTTP; with
+	 * secure metrics the same host:port is a bind error on the second. */
+	bool same = !m->opts.metrics_secure && m->metrics_address && m->health_address &&
+		    strcmp(m->metrics_address, m->health_address) == 0;
 	if (m->metrics_address && strcmp(m->metrics_address, "0") != 0) {
 		if ((rc = ctl_manager_parse_address(m->metrics_address, &host, &port)) != 0)
 			return rc;
 		struct ctl_http_opts o = {.bind_address = host, .port = port, .metrics = m->metrics};
+		struct ctl_tlscert cert = CTL_TLSCERT_INIT;
+		char *crt = NULL, *key = NULL;
 		if (same) {
 			o.healthz = healthz;
 			o.healthz_ud = m;
 			o.readyz = readyz;
 			o.readyz_ud = m;
 		}
-		rc = ctl_http_new(&m->metrics_http, &o);
+		if (m->opts.metrics_secure) {
+			if (!m->reviewer)
+				ctl_reviewer_new(&m->reviewer, m->client, NULL);
+			o.authorize = authorize;
+			o.authorize_ud = m;
+			rc = metrics_tls(m, &o, &cert, &crt, &key);
+		}
+		if (rc == 0)
+			rc = ctl_http_new(&m->metrics_http, &o);
+		/* The server holds its own copy of the certificate now. */
+		ctl_tlscert_dispose(&cert);
+		free(crt);
+		free(key);
 		free(host);
 		host = NULL;
 		if (rc != 0)
 			return rc;
 		char port_s[16];
 		snprintf(port_s, sizeof(port_s), "%d", ctl_http_port(m->metrics_http));
-		ctl_log(CTL_LOG_INFO, "serving metrics", "address", m->metrics_address, "port", port_s, NULL);
+		ctl_log(CTL_LOG_INFO, "serving metrics", "address", m->metrics_address, "port", port_s, "secure",
+			m->opts.metrics_secure ? "true" : "false", "certificate",
+			!m->opts.metrics_secure ? "none" : m->metrics_cert_dir ? m->metrics_cert_dir : "self-signed",
+			NULL);
 	}
 	if (!same && m->health_address && strcmp(m->health_address, "0") != 0) {
 		if ((rc = ctl_manager_parse_address(m->health_address, &host, &port)) != 0)
@@ -346,8 +420,11 @@ int ctl_manager_run(struct ctl_manager *m)
 	size_t started_informers = 0, started_controllers = 0;
 	bool leader_started = false;
 
-	if ((rc = start_http(m)) != 0)
+	if ((rc = start_http(m)) != 0) {
+		ctl_log(CTL_LOG_ERROR, "cannot serve metrics or health probes", "error", ctl_error_last()->message,
+			NULL);
 		goto stop;
+	}
 	for (; started_informers < m->n_informers; started_informers++) {
 		if ((rc = ctl_informer_start(m->informers[started_informers].inf)) != 0)
 			goto stop;

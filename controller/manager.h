@@ -13,6 +13,13 @@
  * ctl_manager_run() with CTL_ECONFLICT at once, with every thread still
  * running: the caller must exit the process right away (_exit), so that
  * two replicas never act on Azure together.
+ *
+ * Metrics are secure when metrics_secure is set: HTTPS with a mounted
+ * certificate (metrics_cert_dir/tls.crt and tls.key) or one made at start
+ * (tlscert.h), and every GET /metrics reviewed by the API server through
+ * the manager's client (review.h: TokenReview, then SubjectAccessReview for
+ * get on /metrics). Probes stay plain HTTP on their own address, which must
+ * then differ from the metrics address.
  */
 #ifndef CTL_MANAGER_H
 #define CTL_MANAGER_H
@@ -30,7 +37,11 @@ struct ctl_manager;
 
 struct ctl_manager_opts {
 	const char *metrics_address;  /* "host:port" or ":port"; "0" or NULL: no metrics server */
-	const char *health_address;   /* the same for /healthz and /readyz; may equal metrics_address */
+	const char *health_address;   /* the same for /healthz and /readyz; may equal metrics_address
+				       * unless metrics_secure */
+	bool metrics_secure;          /* HTTPS + TokenReview/SubjectAccessReview on /metrics */
+	const char *metrics_cert_dir; /* with tls.crt and tls.key; NULL: self-signed at start, for
+				       * the host name, localhost, 127.0.0.1 and ::1 */
 	int64_t grace_period_ns;      /* for controllers to finish; default 30 s */
 	int64_t sync_timeout_ns;      /* give up waiting for caches; default 5 min */
 	bool leader_elect;

@@ -359,6 +359,8 @@ int main(int argc, char **argv)
 	struct ctl_manager_opts mo = {
 		.metrics_address = opts.metrics_bind_address,
 		.health_address = opts.health_bind_address,
+		.metrics_secure = opts.metrics_secure,
+		.metrics_cert_dir = opts.metrics_cert_dir,
 		.grace_period_ns = opts.shutdown_grace_ms * 1000000LL,
 		.leader_elect = opts.leader_elect,
 		.leader = {

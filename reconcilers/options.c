@@ -5,8 +5,10 @@
 #include "options.h"
 
 #include "error.h"
+#include "manager.h"
 #include "xalloc.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -51,8 +53,14 @@ static const struct flag flags[] = {
 	 "how long the leader keeps trying to renew before it gives up and exits"},
 	{"retry-period", "ACRPOOL_RETRY_PERIOD", NULL, DURATION, "2s", OFF(retry_period_ms),
 	 "how often to try to acquire or renew the lease"},
-	{"metrics-bind-address", "ACRPOOL_METRICS_BIND_ADDRESS", NULL, STR, ":8080",
+	{"metrics-bind-address", "ACRPOOL_METRICS_BIND_ADDRESS", NULL, STR, ":8443",
 	 OFF(metrics_bind_address), "address of /metrics (\"0\" disables)"},
+	{"metrics-secure", "ACRPOOL_METRICS_SECURE", NULL, BOOL, "true", OFF(metrics_secure),
+	 "serve /metrics over HTTPS to callers the API server authenticates (TokenReview) and authorizes "
+	 "(SubjectAccessReview, get on /metrics); false serves plain HTTP to anyone, on a loopback address only"},
+	{"metrics-cert-dir", "ACRPOOL_METRICS_CERT_DIR", NULL, STR, NULL, OFF(metrics_cert_dir),
+	 "directory with tls.crt and tls.key for /metrics (a cert-manager Secret); without it, a self-signed "
+	 "certificate made at start"},
 	{"health-probe-bind-address", "ACRPOOL_HEALTH_PROBE_BIND_ADDRESS", NULL, STR, ":8081",
 	 OFF(health_bind_address), "address of /healthz and /readyz"},
 	{"log-level", "ACRPOOL_LOG_LEVEL", NULL, STR, "info", OFF(log_level),
@@ -113,6 +121,47 @@ int options_parse_duration(const char *s, long *out_ms)
 	}
 	*out_ms = total;
 	return 0;
+}
+
+bool options_is_loopback(const char *host)
+{
+	unsigned char a[16];
+	if (!host || !*host)
+		return false;
+	if (!strcmp(host, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, host, a) == 1) {
+		static const unsigned char one[16] = {[15] = 1};
+		return memcmp(a, one, sizeof(one)) == 0;
+	}
+	return false;
+}
+
+/* --metrics-secure=false only on loopback; secure metrics on an address of
+ * their own. */
+static int check_metrics(const struct options *o)
+{
+	const char *addr = o->metrics_bind_address;
+	if (!addr || !*addr || !strcmp(addr, "0"))
+		return 0;
+	char *host = NULL;
+	int port, rc = ctl_manager_parse_address(addr, &host, &port);
+	if (rc != 0) {
+		rc = ctl_error_set(CTL_EINVALID, "BadFlag", "--metrics-bind-address: %s", ctl_error_last()->message);
+	} else if (!o->metrics_secure && !options_is_loopback(host)) {
+		rc = ctl_error_set(CTL_EINVALID, "BadFlag",
+				   "--metrics-secure=false serves /metrics without TLS or authentication and is allowed "
+				   "only on a loopback address (127.0.0.1, ::1, localhost), not --metrics-bind-address %s",
+				   addr);
+	} else if (o->metrics_secure && port != 0 && o->health_bind_address && !strcmp(addr, o->health_bind_address)) {
+		rc = ctl_error_set(CTL_EINVALID, "BadFlag",
+				   "--metrics-bind-address and --health-probe-bind-address must differ when metrics are "
+				   "secure (probes stay plain HTTP)");
+	}
+	free(host);
+	return rc;
 }
 
 static int set_value(struct options *o, const struct flag *f, const char *v, const char *from)
@@ -219,7 +268,7 @@ int options_parse(struct options *out, int argc, char **argv, const char *(*env)
 		return ctl_error_set(CTL_EINVALID, "BadFlag", "--renew-deadline must be shorter than --lease-duration");
 	if (out->retry_period_ms >= out->renew_deadline_ms)
 		return ctl_error_set(CTL_EINVALID, "BadFlag", "--retry-period must be shorter than --renew-deadline");
-	return 0;
+	return check_metrics(out);
 }
 
 void options_dispose(struct options *o)
@@ -235,7 +284,7 @@ void options_dispose(struct options *o)
 
 const char *options_usage(void)
 {
-	static char text[8192];
+	static char text[16384];
 	if (text[0])
 		return text;
 	size_t len = (size_t)snprintf(text, sizeof(text),

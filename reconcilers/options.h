@@ -25,6 +25,9 @@ struct options {
 	long renew_deadline_ms;
 	long retry_period_ms;
 	char *metrics_bind_address;  /* host:port; port 0 picks one, "0" disables */
+	bool metrics_secure;         /* HTTPS + TokenReview/SubjectAccessReview (default); false
+				      * only on a loopback address */
+	char *metrics_cert_dir;      /* tls.crt and tls.key; NULL: self-signed at start */
 	char *health_bind_address;
 	char *log_level;
 	char *arm_endpoint;          /* overrides the cloud's ARM endpoint */
@@ -42,6 +45,10 @@ struct options {
  * frees with options_dispose whatever the result. */
 int options_parse(struct options *out, int argc, char **argv, const char *(*env)(const char *));
 void options_dispose(struct options *o);
+
+/* Is host (an address, or NULL/"" for every interface) a loopback one:
+ * 127.0.0.0/8, ::1 or "localhost"? */
+bool options_is_loopback(const char *host);
 
 /* Parse "90s", "10m", "1h30m", "250ms" or a bare number of seconds. */
 int options_parse_duration(const char *s, long *out_ms);

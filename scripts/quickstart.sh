@@ -56,7 +56,7 @@ kubectl -n acrpool-system create token acrpool-controller --audience api://Azure
 
 AZURE_FEDERATED_TOKEN_FILE="$STATE/azure-identity-token" "$BUILD/reconcilers/acrpool-controller" \
 	--kubeconfig "$KUBECONFIG" --arm-endpoint "$EMU" --authority-host "$EMU/" \
-	--metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
+	--metrics-bind-address 127.0.0.1:0 --metrics-secure=false --health-probe-bind-address 127.0.0.1:0 \
 	2>"$STATE/operator.log" &
 PIDS+=($!)
 

@@ -9,7 +9,14 @@ Namespace, ServiceAccount, ClusterRole, ClusterRoleBinding, Role and
 RoleBinding of the kustomization; not the Deployment), mints a token for the
 ServiceAccount with TokenRequest (`kubectl create token`) and hands the
 operator a kubeconfig holding that token. Pass admin=True for a test that
-needs the admin kubeconfig instead."""
+needs the admin kubeconfig instead.
+
+/metrics: start_operator() serves it in the development mode,
+--metrics-secure=false on 127.0.0.1 (plain HTTP, no authentication, which
+the operator allows on a loopback address only), so Proc.metric() and the
+bench read it with a plain GET. tests/e2e/test_metrics_secure.py passes
+metrics_secure=True for the default, HTTPS with TokenReview and
+SubjectAccessReview."""
 import atexit
 import base64
 import json
@@ -145,15 +152,18 @@ def operator_identity(kube):
         return ident.fresh()
 
 
-def start_operator(kube, emu, namespace, *extra, env=None, admin=False):
+def start_operator(kube, emu, namespace, *extra, env=None, admin=False, metrics_secure=False):
     """The operator watching namespace, against the emulator. It runs as the
     ServiceAccount acrpool-system/acrpool-controller with manifests/base's
     RBAC, unless admin=True (the admin kubeconfig, for tests that need it).
-    With --leader-elect the Lease lives in acrpool-system, as in a cluster."""
+    With --leader-elect the Lease lives in acrpool-system, as in a cluster.
+    /metrics is plain HTTP on 127.0.0.1 unless metrics_secure=True (HTTPS,
+    reviewed by the API server, as in a cluster)."""
     kubeconfig = kube.kubeconfig if admin else operator_identity(kube).kubeconfig
     args = ["--kubeconfig", kubeconfig, "--namespaces", namespace,
             "--arm-endpoint", emu.url, "--authority-host", emu.url,
-            "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0"]
+            "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0",
+            f"--metrics-secure={'true' if metrics_secure else 'false'}"]
     if "--leader-elect" in extra and not any(str(a).startswith("--leader-election-namespace") for a in extra):
         args += ["--leader-election-namespace", OPERATOR_NAMESPACE]
     return Proc(OPERATOR, [*args, *extra], env=env)

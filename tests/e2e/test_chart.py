@@ -116,7 +116,9 @@ def test_default_render_is_the_kustomize_base(kube, helm):
 def test_watch_namespaces_render_is_the_single_namespace_overlay(kube, helm):
     # The overlay watches `ci`.
     chart = render(kube, helm, "watchNamespaces={ci}")
-    assert not [o for o in chart if o["kind"] == "ClusterRoleBinding"]
+    # Only the metrics reviews stay cluster-wide (a RoleBinding cannot grant them).
+    assert [o["metadata"]["name"] for o in chart if o["kind"] == "ClusterRoleBinding"] == \
+        ["acrpool-controller-metrics-auth"]
     assert_same_objects(build(kube, OVERLAY), chart)
     two = render(kube, helm, "watchNamespaces={ci,qa}")
     bindings = sorted(o["metadata"]["namespace"] for o in two
@@ -236,14 +238,16 @@ def test_operator_runs_from_the_rendered_chart(kube, helm, emu, namespace, tmp_p
         (c,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
         # The container's flags and environment as rendered; the pod's
         # downward API values filled in as the kubelet would; only the
-        # endpoints differ (the emulator, loopback ports, no in-cluster config).
+        # endpoints differ (the emulator, loopback ports and plain metrics
+        # for the test to read, no in-cluster config).
         env = dict(os.environ)
         for e in c["env"]:
             ref = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
             env[e["name"]] = {"metadata.namespace": release_ns, "metadata.name": "acrpool-controller-0"}[ref] \
                 if ref else e["value"]
         args = [*c["args"], "--kubeconfig", kubeconfig, "--arm-endpoint", emu.url, "--authority-host", emu.url,
-                "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0"]
+                "--metrics-bind-address", "127.0.0.1:0", "--metrics-secure=false",
+                "--health-probe-bind-address", "127.0.0.1:0"]
         emu.reset()
         setup_azure(kube, emu, namespace)
         op = Proc(OPERATOR, args, env=env)

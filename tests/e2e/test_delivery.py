@@ -166,7 +166,9 @@ def test_deployment_hardened_and_wired(kube):
     assert csc["capabilities"] == {"drop": ["ALL"]}
 
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert ports == {"metrics": 8080, "health": 8081}
+    assert ports == {"metrics": 8443, "health": 8081}
+    # Secure metrics are the binary's default: nothing turns them off.
+    assert not [a for a in c["args"] if a.startswith("--metrics-secure")]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     for probe in (c["livenessProbe"], c["readinessProbe"]):
@@ -193,9 +195,28 @@ def test_deployment_hardened_and_wired(kube):
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     svc = one(objs, "Service")
     assert svc["spec"]["selector"].items() <= pod_labels.items()
-    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(8080, "metrics")]
+    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(8443, "metrics")]
     ann = svc["metadata"]["annotations"]
-    assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == "8080"
+    assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == "8443"
+    assert ann["prometheus.io/scheme"] == "https"
+
+
+def test_metrics_rbac(kube):
+    """The operator may ask the API server to review a scraper (cluster-wide,
+    also in the single-namespace overlay), and acrpool-metrics-reader grants
+    get on /metrics and nothing else."""
+    for path in (BASE, OVERLAY):
+        objs = build(kube, path)
+        auth = one(objs, "ClusterRole", "acrpool-controller-metrics-auth")
+        assert sorted((r["apiGroups"][0], r["resources"][0], tuple(r["verbs"])) for r in auth["rules"]) == [
+            ("authentication.k8s.io", "tokenreviews", ("create",)),
+            ("authorization.k8s.io", "subjectaccessreviews", ("create",))]
+        crb = one(objs, "ClusterRoleBinding", "acrpool-controller-metrics-auth")
+        assert crb["roleRef"]["name"] == "acrpool-controller-metrics-auth"
+        assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "acrpool-controller",
+                                    "namespace": "acrpool-system"}]
+        reader = one(objs, "ClusterRole", "acrpool-metrics-reader")
+        assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
 
 
 def test_network_policy_admits_only_metrics_and_probes(kube):
@@ -219,7 +240,10 @@ def test_network_policy_admits_only_metrics_and_probes(kube):
 
 def test_single_namespace_overlay_watches_the_namespace_it_may_read(kube):
     objs = build(kube, OVERLAY)
-    assert not [o for o in objs if o["kind"] == "ClusterRoleBinding"], "overlay still binds cluster-wide"
+    # The one cluster-wide binding left lets the operator review scrapers of
+    # /metrics (TokenReview, SubjectAccessReview) and nothing else.
+    assert [o["metadata"]["name"] for o in objs if o["kind"] == "ClusterRoleBinding"] == \
+        ["acrpool-controller-metrics-auth"], "overlay still binds cluster-wide"
     rb = one(objs, "RoleBinding", "acrpool-controller")
     (c,) = one(objs, "Deployment", "acrpool-controller")["spec"]["template"]["spec"]["containers"]
     assert f"--namespaces={rb['metadata']['namespace']}" in c["args"]
@@ -238,6 +262,8 @@ BASE_ALLOWED = [
     ("list", "configmaps", "default", None),
     ("update", "leases.coordination.k8s.io", "acrpool-system", None),
     ("create", "leases.coordination.k8s.io", "acrpool-system", None),
+    ("create", "tokenreviews.authentication.k8s.io", None, None),
+    ("create", "subjectaccessreviews.authorization.k8s.io", None, None),
 ]
 BASE_DENIED = [
     ("delete", "secrets", "default", None),
@@ -249,6 +275,8 @@ BASE_DENIED = [
     ("get", "nodes", None, None),
     ("delete", "agentpools.acrpool.dev", "default", None),
     ("create", "events", "default", None),  # core/v1 Events: the operator uses events.k8s.io
+    ("get", "tokenreviews.authentication.k8s.io", None, None),
+    ("create", "localsubjectaccessreviews.authorization.k8s.io", "default", None),
     ("*", "*", None, None),
 ]
 
@@ -303,7 +331,9 @@ def test_single_namespace_rbac_confined_to_watched_namespace(kube):
                                ("list", "agentpools.acrpool.dev", watch_ns, None),
                                ("patch", "taskruns.acrpool.dev", watch_ns, "status"),
                                ("create", "events.events.k8s.io", watch_ns, None),
-                               ("update", "leases.coordination.k8s.io", op_ns, None)]:
+                               ("update", "leases.coordination.k8s.io", op_ns, None),
+                               ("create", "tokenreviews.authentication.k8s.io", None, None),
+                               ("create", "subjectaccessreviews.authorization.k8s.io", None, None)]:
         assert can_i(kube, sa, verb, res, ns, sub), f"may not {verb} {res} in {ns}"
     for verb, res, ns in [("get", "secrets", other_ns), ("list", "secrets", None),
                           ("list", "agentpools.acrpool.dev", other_ns), ("watch", "tasks.acrpool.dev", None),

@@ -18,7 +18,10 @@ and a TokenRequest token (`kubectl create token`). Here:
   refused and never starts reconciling;
 - `kubectl auth can-i --list` with the token lists no wildcard resource or
   verb, and nothing beyond the ClusterRole, the leader-election Role and
-  the self-review rules every authenticated user has.
+  the self-review rules every authenticated user has;
+- it may create TokenReviews and SubjectAccessReviews (to review scrapers
+  of its /metrics) but may not itself read /metrics: that is the
+  acrpool-metrics-reader role's, bound to scrapers, not to the operator.
 """
 import json
 import ssl
@@ -240,6 +243,7 @@ DENIED = [
     ("create a token for itself", "POST",
      "/api/v1/namespaces/acrpool-system/serviceaccounts/acrpool-controller/token",
      {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}),
+    ("read /metrics (acrpool-metrics-reader is for scrapers)", "GET", "/metrics", None),
     ("patch a CRD", "PATCH", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/agentpools.acrpool.dev",
      {"metadata": {"labels": {"x": "y"}}}),
 ]
@@ -289,6 +293,25 @@ def test_token_is_allowed_what_the_operator_reads(identity, targets, what, metho
     assert status == 200, f"{what}: {status} {res}"
 
 
+def test_token_may_review_scrapers(kube, identity):
+    """What the metrics endpoint asks the API server, with the operator's
+    own token: a TokenReview (here of its own token) and a
+    SubjectAccessReview for the reviewed user on /metrics, which says no:
+    the operator is not a scraper."""
+    status, res = api(identity, "POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+                      {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                       "spec": {"token": identity.token}})
+    assert status == 201, res
+    user = res["status"]["user"]
+    assert res["status"]["authenticated"] is True and user["username"] == OPERATOR_USER
+    status, res = api(identity, "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                      {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                       "spec": {"user": user["username"], "groups": user["groups"],
+                                "nonResourceAttributes": {"path": "/metrics", "verb": "get"}}})
+    assert status == 201, res
+    assert res["status"]["allowed"] is False
+
+
 # --- kubectl auth can-i --list -------------------------------------------------------------
 
 SELF_REVIEWS = {"selfsubjectreviews.authentication.k8s.io", "selfsubjectaccessreviews.authorization.k8s.io",
@@ -327,6 +350,9 @@ def test_can_i_list_shows_no_wildcard(kube, identity, namespace, where):
     expected |= {"secrets": {"get", "list", "watch"}, "configmaps": {"get", "list", "watch"},
                  "events.events.k8s.io": {"create", "patch"}}
     expected |= {r: {"create"} for r in SELF_REVIEWS}
+    # Reviewing scrapers of /metrics (manifests/base/metrics-rbac.yaml).
+    expected |= {"tokenreviews.authentication.k8s.io": {"create"},
+                 "subjectaccessreviews.authorization.k8s.io": {"create"}}
     if ns == OPERATOR_NAMESPACE:
         expected["leases.coordination.k8s.io"] = {"get", "create", "update"}
     assert resources == expected

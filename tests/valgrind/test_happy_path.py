@@ -26,7 +26,8 @@ def start_under_valgrind(kube, emu, namespace, log):
         f"{OPERATOR}: run with ACRPOOL_BUILD_DIR pointing at a build without sanitizers (make valgrind)"
     args = ["--kubeconfig", operator_identity(kube).kubeconfig, "--namespaces", namespace,
             "--arm-endpoint", emu.url, "--authority-host", emu.url,
-            "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0"]
+            "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0",
+            "--metrics-secure=false"]
     vg = ["--leak-check=full", "--error-exitcode=1", "--errors-for-leak-kinds=definite",
           "--show-leak-kinds=definite", "--num-callers=30", f"--log-file={log}", str(OPERATOR)]
     return Proc("valgrind", [*vg, *args])

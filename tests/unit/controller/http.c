@@ -6,10 +6,14 @@
 #include "error.h"
 #include "http.h"
 #include "metrics.h"
+#include "tlscert.h"
+#include "xalloc.h"
 
 #include <curl/curl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 struct reply {
 	long status;
@@ -233,8 +237,147 @@ TEST(http_unbindable_address_is_an_error)
 	CHECK(h == NULL);
 }
 
+/* One HTTPS request that trusts only ca_pem (verifying the name
+ * 127.0.0.1), with an Authorization header when auth is not NULL. */
+static int fetch_tls(struct reply *r, int port, const char *path, const char *auth, const char *ca_pem)
+{
+	char url[128];
+	struct curl_slist *hdrs = NULL;
+	CURL *h = curl_easy_init();
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", port, path);
+	ctl_buf_init(&r->body, 1 << 20);
+	r->status = 0;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
+	struct curl_blob ca = {(void *)ca_pem, strlen(ca_pem), CURL_BLOB_COPY};
+	curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
+	if (auth) {
+		hdrs = curl_slist_append(hdrs, auth);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	}
+	CURLcode rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hdrs);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+/* Lets in "Bearer good" only, and counts its calls. */
+static int allow_good(const char *authorization, const char *verb, const char *path, struct ctl_buf *body,
+		      void *ud)
+{
+	atomic_fetch_add((atomic_int *)ud, 1);
+	if (!authorization) {
+		ctl_buf_puts(body, "Unauthorized\n");
+		return 401;
+	}
+	if (strcmp(verb, "get") || strcmp(path, "/metrics") || strcmp(authorization, "Bearer good")) {
+		ctl_buf_puts(body, "Forbidden\n");
+		return 403;
+	}
+	return 200;
+}
+
+TEST(http_tls_with_a_self_signed_certificate_and_authorize)
+{
+	struct ctl_tlscert cert = CTL_TLSCERT_INIT;
+	struct ctl_metrics *m = NULL;
+	struct ctl_metric *f = NULL;
+	atomic_int calls = 0;
+	struct reply r;
+	char *long_auth = NULL;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	CHECK_INT(ctl_tlscert_self_signed(&cert, (const char *[]){"acrpool-test", "localhost", "127.0.0.1", NULL}), 0);
+	CHECK(cert.cert_pem && strstr(cert.cert_pem, "BEGIN CERTIFICATE"));
+	CHECK(cert.key_pem && strstr(cert.key_pem, "BEGIN PRIVATE KEY"));
+	ctl_metrics_new(&m);
+	ctl_metrics_gauge(&f, m, "up_gauge", "Up.", NULL);
+	struct ctl_http *h = serve(&(struct ctl_http_opts){
+		.metrics = m, .authorize = allow_good, .authorize_ud = &calls,
+		.tls_cert_pem = cert.cert_pem, .tls_cert_len = cert.cert_len,
+		.tls_key_pem = cert.key_pem, .tls_key_len = cert.key_len});
+	int port = ctl_http_port(h);
+
+	CHECK_INT(fetch_tls(&r, port, "/metrics", "Authorization: Bearer good", cert.cert_pem), 0);
+	CHECK_INT(r.status, 200);
+	CHECK(strstr(ctl_buf_str(&r.body), "up_gauge 0") != NULL);
+	ctl_buf_dispose(&r.body);
+	CHECK_INT(fetch_tls(&r, port, "/metrics", NULL, cert.cert_pem), 0);
+	CHECK_INT(r.status, 401);
+	CHECK_STR(ctl_buf_str(&r.body), "Unauthorized\n");
+	ctl_buf_dispose(&r.body);
+	CHECK_INT(fetch_tls(&r, port, "/metrics", "Authorization: Bearer other", cert.cert_pem), 0);
+	CHECK_INT(r.status, 403);
+	CHECK(strstr(ctl_buf_str(&r.body), "up_gauge") == NULL);
+	ctl_buf_dispose(&r.body);
+	/* A ServiceAccount token is over 1 KiB: the header must arrive whole. */
+	long_auth = xasprintf("Authorization: Bearer %01500d", 7);
+	CHECK_INT(fetch_tls(&r, port, "/metrics", long_auth, cert.cert_pem), 0);
+	CHECK_INT(r.status, 403);
+	ctl_buf_dispose(&r.body);
+	/* Probes are never authorized. */
+	int before = atomic_load(&calls);
+	CHECK_INT(fetch_tls(&r, port, "/healthz", NULL, cert.cert_pem), 0);
+	CHECK_INT(r.status, 200);
+	ctl_buf_dispose(&r.body);
+	CHECK_INT(atomic_load(&calls), before);
+	/* Plain HTTP on the TLS port gets no metrics. */
+	fetch(&r, port, "/metrics", 0);
+	CHECK(r.status != 200);
+	ctl_buf_dispose(&r.body);
+
+	ctl_http_free(h);
+	ctl_metrics_free(m);
+	ctl_tlscert_dispose(&cert);
+	free(long_auth);
+	curl_global_cleanup();
+}
+
+TEST(http_tls_from_files)
+{
+	struct ctl_tlscert cert = CTL_TLSCERT_INIT;
+	struct reply r;
+	char dir[] = "/tmp/acrpool-http-tls-XXXXXX", crt[64], key[64];
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(crt, sizeof(crt), "%s/tls.crt", dir);
+	snprintf(key, sizeof(key), "%s/tls.key", dir);
+	CHECK_INT(ctl_tlscert_self_signed(&cert, (const char *[]){"127.0.0.1", NULL}), 0);
+	FILE *fc = fopen(crt, "w"), *fk = fopen(key, "w");
+	CHECK(fc && fk);
+	fputs(cert.cert_pem, fc);
+	fputs(cert.key_pem, fk);
+	fclose(fc);
+	fclose(fk);
+	struct ctl_http *h = serve(&(struct ctl_http_opts){.tls_cert_file = crt, .tls_key_file = key});
+	CHECK_INT(fetch_tls(&r, ctl_http_port(h), "/readyz", NULL, cert.cert_pem), 0);
+	CHECK_INT(r.status, 200);
+	ctl_buf_dispose(&r.body);
+	ctl_http_free(h);
+
+	/* A key that is not the certificate's: refused at start. */
+	struct ctl_tlscert other = CTL_TLSCERT_INIT;
+	CHECK_INT(ctl_tlscert_self_signed(&other, (const char *[]){"127.0.0.1", NULL}), 0);
+	fk = fopen(key, "w");
+	fputs(other.key_pem, fk);
+	fclose(fk);
+	h = NULL;
+	struct ctl_http_opts o = {.bind_address = "127.0.0.1", .tls_cert_file = crt, .tls_key_file = key};
+	CHECK(ctl_http_new(&h, &o) != 0);
+	CHECK(h == NULL);
+	remove(crt);
+	remove(key);
+	rmdir(dir);
+	ctl_tlscert_dispose(&cert);
+	ctl_tlscert_dispose(&other);
+	curl_global_cleanup();
+}
+
 TEST_MAIN(T(http_serves_metrics_on_an_ephemeral_port), T(http_serves_large_metrics_bodies_whole),
 	  T(http_readyz_flips_from_503_to_200), T(http_healthz_follows_the_health_probe),
 	  T(http_without_probes_is_healthy_and_ready), T(http_unknown_path_is_404_and_post_is_405),
 	  T(http_stop_closes_the_port), T(http_port_in_use_is_an_error),
-	  T(http_unbindable_address_is_an_error))
+	  T(http_unbindable_address_is_an_error), T(http_tls_with_a_self_signed_certificate_and_authorize),
+	  T(http_tls_from_files))

@@ -40,7 +40,9 @@ TEST(options_defaults)
 	CHECK_INT(o.lease_duration_ms, 15000);
 	CHECK_INT(o.renew_deadline_ms, 10000);
 	CHECK_INT(o.retry_period_ms, 2000);
-	CHECK_STR(o.metrics_bind_address, ":8080");
+	CHECK_STR(o.metrics_bind_address, ":8443");
+	CHECK(o.metrics_secure);
+	CHECK(o.metrics_cert_dir == NULL);
 	CHECK_STR(o.health_bind_address, ":8081");
 	CHECK_STR(o.leader_election_id, "acrpool-controller");
 	options_dispose(&o);
@@ -101,6 +103,67 @@ TEST(options_bad_values_name_the_flag)
 	options_dispose(&o);
 }
 
+TEST(options_insecure_metrics_only_on_loopback)
+{
+	env_clear();
+	struct options o;
+	char *a1[] = {"x", "--metrics-secure=false", "--metrics-bind-address", "127.0.0.1:0", NULL};
+	CHECK_INT(options_parse(&o, 4, a1, fake_env), 0);
+	CHECK(!o.metrics_secure);
+	options_dispose(&o);
+	char *a2[] = {"x", "--metrics-secure=false", "--metrics-bind-address", "[::1]:8080", NULL};
+	CHECK_INT(options_parse(&o, 4, a2, fake_env), 0);
+	options_dispose(&o);
+	char *a3[] = {"x", "--metrics-secure=false", "--metrics-bind-address", "localhost:8080", NULL};
+	CHECK_INT(options_parse(&o, 4, a3, fake_env), 0);
+	options_dispose(&o);
+	/* Every interface, the default ":8443", or another address: refused. */
+	char *a4[] = {"x", "--metrics-secure=false", "--metrics-bind-address", "0.0.0.0:8080", NULL};
+	CHECK_INT(options_parse(&o, 4, a4, fake_env), CTL_EINVALID);
+	CHECK(strstr(ctl_error_last()->message, "loopback") != NULL);
+	options_dispose(&o);
+	char *a5[] = {"x", "--metrics-secure=false", NULL};
+	CHECK_INT(options_parse(&o, 2, a5, fake_env), CTL_EINVALID);
+	options_dispose(&o);
+	env_set(0, "ACRPOOL_METRICS_SECURE", "false");
+	env_set(1, "ACRPOOL_METRICS_BIND_ADDRESS", "10.0.0.5:8080");
+	char *a6[] = {"x", NULL};
+	CHECK_INT(options_parse(&o, 1, a6, fake_env), CTL_EINVALID);
+	options_dispose(&o);
+	/* "0" turns metrics off, secure or not. */
+	env_set(1, "ACRPOOL_METRICS_BIND_ADDRESS", "0");
+	CHECK_INT(options_parse(&o, 1, a6, fake_env), 0);
+	options_dispose(&o);
+	env_clear();
+	/* Secure metrics and plain probes cannot share a port. */
+	char *a7[] = {"x", "--metrics-bind-address=:9000", "--health-probe-bind-address=:9000", NULL};
+	CHECK_INT(options_parse(&o, 3, a7, fake_env), CTL_EINVALID);
+	options_dispose(&o);
+	/* Port 0 twice is two ephemeral ports. */
+	char *a9[] = {"x", "--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", NULL};
+	CHECK_INT(options_parse(&o, 3, a9, fake_env), 0);
+	options_dispose(&o);
+	char *a8[] = {"x", "--metrics-cert-dir=/certs", NULL};
+	CHECK_INT(options_parse(&o, 2, a8, fake_env), 0);
+	CHECK_STR(o.metrics_cert_dir, "/certs");
+	CHECK(o.metrics_secure);
+	options_dispose(&o);
+}
+
+TEST(options_loopback)
+{
+	CHECK(options_is_loopback("127.0.0.1"));
+	CHECK(options_is_loopback("127.1.2.3"));
+	CHECK(options_is_loopback("::1"));
+	CHECK(options_is_loopback("localhost"));
+	CHECK(!options_is_loopback(NULL));
+	CHECK(!options_is_loopback(""));
+	CHECK(!options_is_loopback("0.0.0.0"));
+	CHECK(!options_is_loopback("::"));
+	CHECK(!options_is_loopback("10.1.2.3"));
+	CHECK(!options_is_loopback("localhost.example.com"));
+}
+
 TEST(options_durations)
 {
 	long ms = 0;
@@ -123,8 +186,11 @@ TEST(options_usage_lists_every_flag)
 	CHECK(strstr(u, "--kubeconfig") && strstr(u, "--namespaces") && strstr(u, "--workers"));
 	CHECK(strstr(u, "--leader-elect") && strstr(u, "--arm-endpoint") && strstr(u, "--authority-host"));
 	CHECK(strstr(u, "--metrics-bind-address") && strstr(u, "--log-level"));
+	CHECK(strstr(u, "--metrics-secure") && strstr(u, "--metrics-cert-dir"));
+	CHECK(strstr(u, "--max-retry-delay") != NULL); /* the last one: nothing cut off */
 }
 
 TEST_MAIN(T(options_defaults), T(options_flag_beats_env_beats_default),
 	  T(options_acrpool_env_beats_well_known_env), T(options_bad_values_name_the_flag),
+	  T(options_insecure_metrics_only_on_loopback), T(options_loopback),
 	  T(options_durations), T(options_usage_lists_every_flag))
