@@ -32,6 +32,7 @@ e2e: build controlplane
 	scripts/pytest.sh -q $(PYTEST_ARGS) tests/emulator/tests
 	ACRPOOL_BUILD_DIR=$(abspath $(BUILD_DIR)) scripts/pytest.sh -q $(PYTEST_ARGS) tests/e2e
 	scripts/pytest.sh -q $(PYTEST_ARGS) tests/agents
+	scripts/pytest.sh -q $(PYTEST_ARGS) tests/monitoring
 
 test: unit e2e fuzz faults valgrind
 

@@ -125,6 +125,7 @@ struct pass {
 	struct arm_agent_pool *fresh;   /* GET of this pool, when in flight */
 	const struct arm_agent_pool *pool;
 	int64_t requeue_ns;
+	bool released;                  /* the finalizer is gone: no metrics */
 };
 
 static void pass_dispose(struct pass *p)
@@ -151,6 +152,56 @@ static struct ctl_metric *source_metric(struct app *a)
 	return f;
 }
 
+/* The pool's provisioning state (status.provisioningState, ARM's values):
+ * one series, labelled with the pool's state, valued 1. "None"
+ * is a pool with no Azure pool behind it (not created yet, or deleted).
+ * The dashboard's "pools by state" and the PoolStuckCreating alert read it. */
+static const char *const states[] = {"Creating", "Updating", "Deleting", "Succeeded", "Failed", "Canceled", "None"};
+#define NSTATES (sizeof(states) / sizeof(states[0]))
+
+static struct ctl_metric *state_metric(struct app *a)
+{
+	static const char *const labels[] = {"namespace", "name", "state", NULL};
+	struct ctl_metric *f = NULL;
+	ctl_metrics_gauge(&f, a->metrics, "acrpool_agentpool_provisioning_state",
+			  "The pool's provisioning state in Azure: 1 for the pool's state.", labels);
+	return f;
+}
+
+/* The gauges as this pass leaves the pool: after a create or a scale that
+ * Azure answered as done at once, no other pass comes until the resync, so
+ * what the action wrote to status (count, queuedRuns, provisioningState)
+ * is what the gauges must say now. */
+static void set_final_metrics(struct pass *p)
+{
+	const char *labels[] = {p->obj->namespace, p->obj->name, NULL};
+	int count = status_int(p->status, "count", -1), queued = status_int(p->status, "queuedRuns", -1);
+	if (count >= 0)
+		ctl_metric_set(p->a->pool_count, labels, count);
+	if (queued >= 0)
+		ctl_metric_set(p->a->pool_queued, labels, queued);
+
+	const char *state = status_str(p->status, "provisioningState");
+	size_t in = NSTATES - 1;
+	for (size_t i = 0; state && i < NSTATES - 1; i++)
+		if (!strcasecmp(state, states[i]))
+			in = i;
+	/* One series a pool, for its state: the others are removed, not set
+	 * to 0, so 10,000 pools cost 10,000 series and not 70,000. */
+	struct ctl_metric *f = state_metric(p->a);
+	const char *now[] = {p->obj->namespace, p->obj->name, states[in], NULL};
+	double v = 0;
+	if (ctl_metric_get(&v, f, now) == 0 && v == 1)
+		return; /* unchanged: one lookup, not seven */
+	for (size_t i = 0; i < NSTATES; i++) {
+		const char *sl[] = {p->obj->namespace, p->obj->name, states[i], NULL};
+		if (i == in)
+			ctl_metric_set(f, sl, 1);
+		else
+			ctl_metric_remove(f, sl);
+	}
+}
+
 static void set_pool_metrics(struct pass *p, int count, int desired, int queued, const char *source)
 {
 	const char *labels[] = {p->obj->namespace, p->obj->name, NULL};
@@ -175,6 +226,11 @@ static void remove_pool_metrics(struct app *a, const char *ns, const char *name)
 	struct ctl_metric *f = source_metric(a);
 	for (size_t i = 0; i < 3; i++) {
 		const char *sl[] = {ns, name, sources[i], NULL};
+		ctl_metric_remove(f, sl);
+	}
+	f = state_metric(a);
+	for (size_t i = 0; i < NSTATES; i++) {
+		const char *sl[] = {ns, name, states[i], NULL};
 		ctl_metric_remove(f, sl);
 	}
 }
@@ -209,6 +265,7 @@ static int release(struct pass *p, const char *reason, const char *msg)
 	if (rc == 0) {
 		app_event(&p->w, "Normal", reason, "Delete", msg);
 		remove_pool_metrics(p->a, p->obj->namespace, p->obj->name);
+		p->released = true;
 	}
 	return rc;
 }
@@ -761,6 +818,11 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 	if (rc == 0 && cp.requeue_ns > 0 && (p.requeue_ns <= 0 || cp.requeue_ns < p.requeue_ns))
 		p.requeue_ns = cp.requeue_ns;
 done:
+	/* The gauges as this pass leaves the pool (after a create, scale or
+	 * delete). Not after a failure: the status was not written, and the
+	 * lookups would overwrite the error the runtime is about to report. */
+	if (rc == 0 && p.status && p.obj && !p.released)
+		set_final_metrics(&p);
 	if (rc == 0 && p.requeue_ns > 0)
 		out->requeue_after_ns = p.requeue_ns;
 	arm_operation_free(op);
