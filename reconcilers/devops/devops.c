@@ -484,14 +484,15 @@ static cJSON *agent_body(int64_t id, const char *name, bool enabled, const struc
 	return b;
 }
 
-int devops_agent_add(struct devops_agent *out, struct devops_client *c, int64_t pool_id, const char *name,
-		     const struct agentkey *key)
+/* Send body (freed here) to path (freed here) and parse the agent the
+ * answer holds into *out. once: a POST that must not be repeated blindly. */
+static int agent_write(struct devops_agent *out, struct devops_client *c, const char *method, char *path,
+		       const char *operation, cJSON *body, int once)
 {
-	cJSON *ans = NULL, *body = agent_body(0, name, true, key);
-	char *path = xasprintf(POOLS "/%" PRId64 "/agents", pool_id);
+	cJSON *ans = NULL;
 	if (out)
 		memset(out, 0, sizeof(*out));
-	int rc = request(&ans, c, "POST", path, "devops.agents.add", body, 1);
+	int rc = request(&ans, c, method, path, operation, body, once);
 	if (rc == 0)
 		rc = agent_answer(out, ans);
 	cJSON_Delete(ans);
@@ -500,28 +501,23 @@ int devops_agent_add(struct devops_agent *out, struct devops_client *c, int64_t 
 	return rc;
 }
 
-/* PUT or PATCH one agent with body (freed here) and parse the answer into *out. */
-static int agent_write(struct devops_agent *out, struct devops_client *c, const char *method, int64_t pool_id,
-		       int64_t agent_id, const char *operation, cJSON *body)
+static char *agent_path(int64_t pool_id, int64_t agent_id)
 {
-	cJSON *ans = NULL;
-	char *path = xasprintf(POOLS "/%" PRId64 "/agents/%" PRId64, pool_id, agent_id);
-	if (out)
-		memset(out, 0, sizeof(*out));
-	int rc = request(&ans, c, method, path, operation, body, 0);
-	if (rc == 0)
-		rc = agent_answer(out, ans);
-	cJSON_Delete(ans);
-	cJSON_Delete(body);
-	free(path);
-	return rc;
+	return xasprintf(POOLS "/%" PRId64 "/agents/%" PRId64, pool_id, agent_id);
+}
+
+int devops_agent_add(struct devops_agent *out, struct devops_client *c, int64_t pool_id, const char *name,
+		     const struct agentkey *key)
+{
+	return agent_write(out, c, "POST", xasprintf(POOLS "/%" PRId64 "/agents", pool_id), "devops.agents.add",
+			   agent_body(0, name, true, key), 1);
 }
 
 int devops_agent_replace(struct devops_agent *out, struct devops_client *c, int64_t pool_id, int64_t agent_id,
 			 const char *name, bool enabled, const struct agentkey *key)
 {
-	return agent_write(out, c, "PUT", pool_id, agent_id, "devops.agents.replace",
-			   agent_body(agent_id, name, enabled, key));
+	return agent_write(out, c, "PUT", agent_path(pool_id, agent_id), "devops.agents.replace",
+			   agent_body(agent_id, name, enabled, key), 0);
 }
 
 int devops_agent_set_enabled(struct devops_agent *out, struct devops_client *c, int64_t pool_id,
@@ -530,12 +526,12 @@ int devops_agent_set_enabled(struct devops_agent *out, struct devops_client *c, 
 	cJSON *body = cJSON_CreateObject();
 	cJSON_AddNumberToObject(body, "id", (double)agent_id);
 	cJSON_AddBoolToObject(body, "enabled", enabled);
-	return agent_write(out, c, "PATCH", pool_id, agent_id, "devops.agents.update", body);
+	return agent_write(out, c, "PATCH", agent_path(pool_id, agent_id), "devops.agents.update", body, 0);
 }
 
 int devops_agent_delete(struct devops_client *c, int64_t pool_id, int64_t agent_id)
 {
-	char *path = xasprintf(POOLS "/%" PRId64 "/agents/%" PRId64, pool_id, agent_id);
+	char *path = agent_path(pool_id, agent_id);
 	int rc = request(NULL, c, "DELETE", path, "devops.agents.delete", NULL, 0);
 	free(path);
 	/* Gone already: what a delete wants. (A missing pool is also a 404,
