@@ -16,28 +16,17 @@ CACHE=${ACRPOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/acrpool}
 HELM_VERSION=${HELM_VERSION:-v4.3.2}
 
 die() { echo "helm: $*" >&2; exit 1; }
+# shellcheck source=scripts/gocache.sh
+. "$ROOT/scripts/gocache.sh"
 
 binpath() { echo "$CACHE/helm/helm-$HELM_VERSION/helm"; }
 
+build_helm() {
+	GOBIN="$1" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+}
+
 cmd_build() {
-	local out dir go tmp start
-	out=$(binpath); dir=$(dirname "$out")
-	if [ -x "$out" ]; then
-		echo "$out"; return 0
-	fi
-	go=$("$ROOT/scripts/go.sh") || die "no Go >= 1.26 to build helm with"
-	export PATH="$(dirname "$go"):$PATH" GOTOOLCHAIN=local CGO_ENABLED=0
-	export GOMODCACHE=${GOMODCACHE:-$CACHE/gomod} GOCACHE=${GOCACHE:-$CACHE/gobuild}
-	export GOFLAGS=-modcacherw
-	tmp="$dir.tmp.$$"
-	rm -rf "$tmp"; mkdir -p "$tmp"
-	start=$(date +%s)
-	echo "helm: building helm.sh/helm/v4 $HELM_VERSION into $dir" >&2
-	GOBIN="$tmp" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" \
-		|| { rm -rf "$tmp"; die "build failed"; }
-	rm -rf "$dir"; mv "$tmp" "$dir"
-	echo "helm: built in $(( $(date +%s) - start ))s" >&2
-	echo "$out"
+	gocache_build "helm $HELM_VERSION" "$(binpath)" build_helm
 }
 
 case "${1:-}" in

@@ -18,6 +18,8 @@ SRC=$ROOT/bench/peer
 CACHE=${ACRPOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/acrpool}
 
 die() { echo "peer: $*" >&2; exit 1; }
+# shellcheck source=scripts/gocache.sh
+. "$ROOT/scripts/gocache.sh"
 
 srckey() {
 	cat "$SRC"/go.mod "$SRC"/go.sum "$SRC"/main.go | sha256sum | cut -c1-12
@@ -25,24 +27,12 @@ srckey() {
 
 binpath() { echo "$CACHE/peer/acrpool-peer-$(srckey)/acrpool-peer"; }
 
+build_peer() {
+	(cd "$SRC" && go build -trimpath -ldflags "-s -w" -o "$1/acrpool-peer" .)
+}
+
 cmd_build() {
-	local out dir go tmp start
-	out=$(binpath); dir=$(dirname "$out")
-	if [ -x "$out" ]; then
-		echo "$out"; return 0
-	fi
-	go=$("$ROOT/scripts/go.sh") || die "no Go >= 1.26 to build the peer with"
-	export PATH="$(dirname "$go"):$PATH" GOTOOLCHAIN=local CGO_ENABLED=0
-	export GOMODCACHE=${GOMODCACHE:-$CACHE/gomod} GOCACHE=${GOCACHE:-$CACHE/gobuild}
-	export GOFLAGS=-modcacherw
-	tmp="$dir.tmp.$$"
-	rm -rf "$tmp"; mkdir -p "$tmp"
-	start=$(date +%s)
-	echo "peer: building bench/peer (controller-runtime) into $dir" >&2
-	(cd "$SRC" && go build -trimpath -ldflags "-s -w" -o "$tmp/acrpool-peer" .) || { rm -rf "$tmp"; die "build failed"; }
-	rm -rf "$dir"; mv "$tmp" "$dir"
-	echo "peer: built in $(( $(date +%s) - start ))s" >&2
-	echo "$out"
+	gocache_build "peer (bench/peer, controller-runtime)" "$(binpath)" build_peer
 }
 
 case "${1:-}" in
