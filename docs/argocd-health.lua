@@ -1,7 +1,8 @@
--- Argo CD health check for acrpool.dev (Registry, AgentPool, Task, TaskRun).
+-- Argo CD health check for acrpool.dev (Registry, AgentPool, Task, TaskRun,
+-- PipelineAgentPool).
 --
 -- Install it in argocd-cm under resource.customizations.health.acrpool.dev_<Kind>
--- for each of the four kinds (docs/gitops.md). Argo CD sets `obj` to the
+-- for each of the five kinds (docs/gitops.md). Argo CD sets `obj` to the
 -- live object and reads the returned {status, message}.
 --
 -- The operator writes kstatus conditions (Ready, Reconciling, Stalled) and

@@ -18,6 +18,7 @@ const struct ctl_gvr gvr_registries = {ACRPOOL_GROUP, ACRPOOL_VERSION_API, "regi
 const struct ctl_gvr gvr_agentpools = {ACRPOOL_GROUP, ACRPOOL_VERSION_API, "agentpools"};
 const struct ctl_gvr gvr_tasks = {ACRPOOL_GROUP, ACRPOOL_VERSION_API, "tasks"};
 const struct ctl_gvr gvr_taskruns = {ACRPOOL_GROUP, ACRPOOL_VERSION_API, "taskruns"};
+const struct ctl_gvr gvr_pipelineagentpools = {ACRPOOL_GROUP, ACRPOOL_VERSION_API, "pipelineagentpools"};
 const struct ctl_gvr gvr_secrets = {"", "v1", "secrets"};
 const struct ctl_gvr gvr_configmaps = {"", "v1", "configmaps"};
 
@@ -244,4 +245,9 @@ int app_list_keys_tasks(void *ctx, ctl_key_fn each, void *ud)
 int app_list_keys_taskruns(void *ctx, ctl_key_fn each, void *ud)
 {
 	return list_keys(((struct app *)ctx)->taskruns, each, ud);
+}
+
+int app_list_keys_pipelineagentpools(void *ctx, ctl_key_fn each, void *ud)
+{
+	return list_keys(((struct app *)ctx)->pipelineagentpools, each, ud);
 }

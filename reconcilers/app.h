@@ -25,6 +25,7 @@ extern const struct ctl_gvr gvr_registries;
 extern const struct ctl_gvr gvr_agentpools;
 extern const struct ctl_gvr gvr_tasks;
 extern const struct ctl_gvr gvr_taskruns;
+extern const struct ctl_gvr gvr_pipelineagentpools;
 extern const struct ctl_gvr gvr_secrets;
 extern const struct ctl_gvr gvr_configmaps;
 
@@ -38,10 +39,12 @@ struct app {
 	struct ctl_informer *agentpools;
 	struct ctl_informer *tasks;
 	struct ctl_informer *taskruns;
+	struct ctl_informer *pipelineagentpools;
 	struct ctl_controller *registry_ctl;
 	struct ctl_controller *agentpool_ctl;
 	struct ctl_controller *task_ctl;
 	struct ctl_controller *taskrun_ctl;
+	struct ctl_controller *pipelineagentpool_ctl;
 	/* Indexes of reference fields in the informers' stores (main.c). */
 	int ix_pool_registry, ix_task_registry, ix_task_pool, ix_run_registry, ix_run_pool, ix_run_task;
 	/* Per-pool gauges (label namespace, name). */
@@ -122,5 +125,7 @@ int task_reconcile(void *ctx, const char *key, struct ctl_result *out);
 int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out);
 int app_list_keys_tasks(void *ctx, ctl_key_fn each, void *ud);
 int app_list_keys_taskruns(void *ctx, ctl_key_fn each, void *ud);
+int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *out);
+int app_list_keys_pipelineagentpools(void *ctx, ctl_key_fn each, void *ud);
 
 #endif

@@ -273,7 +273,11 @@ void azure_distrust_secrets(struct azure *az)
 	pthread_mutex_unlock(&az->mu);
 }
 
-int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_obj *reg)
+/* A connection for obj (a Registry or a PipelineAgentPool: both carry
+ * spec.cloud and spec.credential), cached under key, for the resources of
+ * subscription sub and resource group rg (name: the registry, or ""). */
+static int conn_get(struct azure_conn **out, struct azure *az, const struct ctl_obj *reg, const char *key,
+		    const char *sub, const char *rg, const char *name)
 {
 	struct identity_options io = IDENTITY_OPTIONS_INIT;
 	char *tenant = NULL, *client = NULL, *secret = NULL, *secret_rv = NULL, *fp = NULL;
@@ -290,7 +294,7 @@ int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_o
 		pthread_mutex_lock(&az->mu);
 		for (size_t i = 0; i < az->nconns; i++) {
 			struct conn_entry *c = az->conns[i];
-			if (strcmp(c->key, reg->key) != 0 || !c->shape || strcmp(c->shape, shape) != 0)
+			if (strcmp(c->key, key) != 0 || !c->shape || strcmp(c->shape, shape) != 0)
 				continue;
 			if (c->secret_read_ns && now - c->secret_read_ns < az->opts.snapshot_max_age_ns) {
 				c->refs++;
@@ -309,11 +313,8 @@ int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_o
 	}
 	if ((rc = credential_options(az, reg, &io, &tenant, &client, &secret, &secret_rv)) != 0)
 		goto done;
-	const char *sub = ctl_obj_string(reg, "spec.subscriptionId");
-	const char *rg = ctl_obj_string(reg, "spec.resourceGroup");
-	const char *name = ctl_obj_string(reg, "spec.name");
 	if (!sub || !rg || !name) {
-		rc = ctl_error_set(CTL_ETERMINAL, "InvalidSpec", "spec.subscriptionId, resourceGroup and name are required");
+		rc = ctl_error_set(CTL_ETERMINAL, "InvalidSpec", "the subscription id and resource group are required");
 		goto done;
 	}
 	/* The secret itself is not in the fingerprint, its resourceVersion is. */
@@ -323,7 +324,7 @@ int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_o
 	pthread_mutex_lock(&az->mu);
 	for (size_t i = 0; i < az->nconns; i++) {
 		struct conn_entry *c = az->conns[i];
-		if (strcmp(c->key, reg->key) == 0 && strcmp(c->fingerprint, fp) == 0) {
+		if (strcmp(c->key, key) == 0 && strcmp(c->fingerprint, fp) == 0) {
 			c->secret_read_ns = now_ns();
 			c->refs++;
 			*out = &c->conn;
@@ -350,7 +351,7 @@ int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_o
 	ao.max_attempts = 3;
 	if ((rc = arm_client_new(&e->conn.arm, e->id, &ao)) != 0)
 		goto done;
-	e->key = xstrdup(reg->key);
+	e->key = xstrdup(key);
 	e->fingerprint = fp;
 	fp = NULL;
 	e->shape = shape;
@@ -365,7 +366,7 @@ int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_o
 	pthread_mutex_lock(&az->mu);
 	for (size_t i = 0; i < az->nconns; i++) {
 		struct conn_entry *old = az->conns[i];
-		if (strcmp(old->key, reg->key) == 0) {
+		if (strcmp(old->key, key) == 0) {
 			/* Credential rotated: retire the old connection; the last
 			 * holder frees it. */
 			az->conns[i] = az->conns[--az->nconns];
@@ -385,6 +386,40 @@ done:
 		conn_entry_free(e);
 	free(fp);
 	free(shape);
+	free(tenant);
+	free(client);
+	wipe_free(secret);
+	free(secret_rv);
+	return rc;
+}
+
+int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_obj *reg)
+{
+	return conn_get(out, az, reg, reg->key, ctl_obj_string(reg, "spec.subscriptionId"),
+			ctl_obj_string(reg, "spec.resourceGroup"), ctl_obj_string(reg, "spec.name"));
+}
+
+int azure_conn_get_aci(struct azure_conn **out, struct azure *az, const struct ctl_obj *obj)
+{
+	/* Kept apart from a Registry of the same namespace and name. */
+	char *key = xasprintf("PipelineAgentPool/%s", obj->key);
+	int rc = conn_get(out, az, obj, key, ctl_obj_string(obj, "spec.aci.subscriptionId"),
+			  ctl_obj_string(obj, "spec.aci.resourceGroup"), "");
+	free(key);
+	return rc;
+}
+
+int azure_identity_new(struct identity **out, struct azure *az, const struct ctl_obj *obj, const char *resource)
+{
+	struct identity_options io = IDENTITY_OPTIONS_INIT;
+	char *tenant = NULL, *client = NULL, *secret = NULL, *secret_rv = NULL;
+	*out = NULL;
+	int rc = credential_options(az, obj, &io, &tenant, &client, &secret, &secret_rv);
+	if (rc == 0) {
+		io.resource = resource;
+		if ((rc = identity_new(out, &io)) != 0)
+			rc = ctl_error_set(CTL_ETERMINAL, "CredentialInvalid", "%s", ctl_error_last()->message);
+	}
 	free(tenant);
 	free(client);
 	wipe_free(secret);

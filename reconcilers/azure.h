@@ -52,6 +52,17 @@ struct azure_conn {
 int azure_conn_get(struct azure_conn **out, struct azure *az, const struct ctl_obj *registry);
 void azure_conn_put(struct azure *az, struct azure_conn *conn);
 
+/* The same for a PipelineAgentPool (spec.cloud, spec.credential): a
+ * connection to spec.aci's subscription and resource group (ref.name is
+ * ""), cached apart from Registries. */
+int azure_conn_get_aci(struct azure_conn **out, struct azure *az, const struct ctl_obj *obj);
+
+/* A new identity (caller frees) from obj's spec.cloud and spec.credential
+ * for the audience resource (DEVOPS_RESOURCE for Azure DevOps). Errors as
+ * azure_conn_get's. */
+struct identity;
+int azure_identity_new(struct identity **out, struct azure *az, const struct ctl_obj *obj, const char *resource);
+
 /* Azure refused a credential: read every servicePrincipal Secret again at
  * its next use, so a fixed or rotated Secret is picked up at once. */
 void azure_distrust_secrets(struct azure *az);

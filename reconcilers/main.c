@@ -180,6 +180,29 @@ static void pool_delete(const char *key, const struct ctl_obj *old, void *arg)
 		pool_moved(a, old);
 }
 
+/* A PipelineAgentPool: a pass when its spec, deletion or finalizer moved
+ * (not for our own status writes). */
+static void pap_add(const char *key, const struct ctl_obj *obj, void *arg)
+{
+	(void)obj;
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->pipelineagentpool_ctl), key);
+}
+
+static void pap_update(const char *key, const struct ctl_obj *old, const struct ctl_obj *obj, void *arg)
+{
+	struct app *a = arg;
+	if (pool_needs_pass(old, obj))
+		ctl_queue_add(ctl_controller_queue(a->pipelineagentpool_ctl), key);
+}
+
+static void pap_delete(const char *key, const struct ctl_obj *old, void *arg)
+{
+	(void)old;
+	struct app *a = arg;
+	ctl_queue_add(ctl_controller_queue(a->pipelineagentpool_ctl), key);
+}
+
 /* A Task's readiness and Azure id concern the TaskRuns that run it. */
 static void task_add(const char *key, const struct ctl_obj *obj, void *arg)
 {
@@ -427,6 +450,9 @@ int main(int argc, char **argv)
 	static const struct ctl_reconciler taskrun_rec = {"taskrun", taskrun_reconcile, app_list_keys_taskruns};
 	ctl_controller_new(&a.task_ctl, &task_rec, &a, &co);
 	ctl_controller_new(&a.taskrun_ctl, &taskrun_rec, &a, &co);
+	static const struct ctl_reconciler pap_rec = {"pipelineagentpool", pipelineagentpool_reconcile,
+						      app_list_keys_pipelineagentpools};
+	ctl_controller_new(&a.pipelineagentpool_ctl, &pap_rec, &a, &co);
 
 	ns_buf = split_namespaces(opts.namespaces, &namespaces);
 	struct ctl_informer_opts io = {.namespaces = namespaces[0] ? namespaces : NULL};
@@ -442,6 +468,9 @@ int main(int argc, char **argv)
 	io.gvr = gvr_taskruns;
 	struct ctl_informer_handlers trh = {taskrun_add, taskrun_update, taskrun_delete, &a};
 	ctl_informer_new(&a.taskruns, a.kube, &io, &trh);
+	io.gvr = gvr_pipelineagentpools;
+	struct ctl_informer_handlers paph = {pap_add, pap_update, pap_delete, &a};
+	ctl_informer_new(&a.pipelineagentpools, a.kube, &io, &paph);
 	/* The references handlers follow from one object to others, kept
 	 * beside each cached object so following them parses nothing. */
 	a.ix_pool_registry = ctl_store_add_index(ctl_informer_store(a.agentpools), "spec.registryRef.name");
@@ -454,10 +483,12 @@ int main(int argc, char **argv)
 	ctl_manager_add_informer(m, "agentpools", a.agentpools);
 	ctl_manager_add_informer(m, "tasks", a.tasks);
 	ctl_manager_add_informer(m, "taskruns", a.taskruns);
+	ctl_manager_add_informer(m, "pipelineagentpools", a.pipelineagentpools);
 	ctl_manager_add_controller(m, a.registry_ctl);
 	ctl_manager_add_controller(m, a.agentpool_ctl);
 	ctl_manager_add_controller(m, a.task_ctl);
 	ctl_manager_add_controller(m, a.taskrun_ctl);
+	ctl_manager_add_controller(m, a.pipelineagentpool_ctl);
 
 	ctl_log(CTL_LOG_INFO, "acrpool-controller starting", "version", ACRPOOL_VERSION, "identity", identity,
 		"namespaces", opts.namespaces && *opts.namespaces ? opts.namespaces : "(all)", NULL);

@@ -71,6 +71,9 @@ static const struct flag flags[] = {
 	 OFF(authority_host), "Microsoft Entra authority, overriding the Registry's cloud"},
 	{"imds-endpoint", "ACRPOOL_IMDS_ENDPOINT", NULL, STR, NULL, OFF(imds_endpoint),
 	 "managed identity token endpoint (default: the instance metadata service)"},
+	{"devops-endpoint", "ACRPOOL_DEVOPS_ENDPOINT", NULL, STR, NULL, OFF(devops_endpoint),
+	 "Azure DevOps endpoint: requests for organization ORG go to {endpoint}/ORG instead of "
+	 "https://dev.azure.com/ORG (the emulator)"},
 	{"shutdown-grace-period", "ACRPOOL_SHUTDOWN_GRACE_PERIOD", NULL, DURATION, "30s",
 	 OFF(shutdown_grace_ms), "how long in-flight reconciles may finish after SIGTERM"},
 	{"queue-poll-interval", "ACRPOOL_QUEUE_POLL_INTERVAL", NULL, DURATION, "30s", OFF(queue_poll_ms),

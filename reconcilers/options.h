@@ -33,6 +33,7 @@ struct options {
 	char *arm_endpoint;          /* overrides the cloud's ARM endpoint */
 	char *authority_host;        /* overrides the cloud's Entra authority */
 	char *imds_endpoint;         /* overrides the managed identity endpoint */
+	char *devops_endpoint;       /* overrides https://dev.azure.com (the emulator) */
 	long shutdown_grace_ms;
 	long queue_poll_ms;          /* autoscale: how often a pool's queue is read */
 	long max_retry_delay_ms;     /* longest backoff of an object whose reconcile failed */

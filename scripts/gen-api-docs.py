@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KIND_ORDER = ["Registry", "AgentPool", "Task", "TaskRun"]
+KIND_ORDER = ["Registry", "AgentPool", "Task", "TaskRun", "PipelineAgentPool"]
 REGENERATE = "scripts/gen-api-docs.py -o docs/reference/api.md"
 
 

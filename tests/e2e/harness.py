@@ -162,6 +162,7 @@ def start_operator(kube, emu, namespace, *extra, env=None, admin=False, metrics_
     kubeconfig = kube.kubeconfig if admin else operator_identity(kube).kubeconfig
     args = ["--kubeconfig", kubeconfig, "--namespaces", namespace,
             "--arm-endpoint", emu.url, "--authority-host", emu.url,
+            "--devops-endpoint", f"{emu.url}/devops",
             "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0",
             f"--metrics-secure={'true' if metrics_secure else 'false'}"]
     if "--leader-elect" in extra and not any(str(a).startswith("--leader-election-namespace") for a in extra):

@@ -97,6 +97,12 @@ TASK = {"apiVersion": "acrpool.dev/v1alpha1", "kind": "Task", "metadata": {"name
 TASKRUN = {"apiVersion": "acrpool.dev/v1alpha1", "kind": "TaskRun", "metadata": {"name": "run1"},
            "spec": {"registryRef": {"name": "reg"}, "taskRef": {"name": "mytask"}}}
 
+PAP = {"apiVersion": "acrpool.dev/v1alpha1", "kind": "PipelineAgentPool", "metadata": {"name": "agents"},
+       "spec": {"organizationUrl": "https://dev.azure.com/contoso", "agentPool": "aci",
+                "registration": {"patSecretRef": {"name": "azdo-pat"}}, "credential": {"managedIdentity": {}},
+                "aci": {"subscriptionId": "00000000-0000-0000-0000-000000000000", "resourceGroup": "rg",
+                        "location": "westeurope", "image": "myregistry.azurecr.io/azure-pipelines-agent:1"}}}
+
 QUOTA = ("QuotaExceeded: the pools of registry myregistry would use 48 of 16 standard vCPUs; "
          "raise spec.quota after Azure support has raised it")
 
@@ -154,6 +160,23 @@ CASES = [
      "Healthy", "Task mytask is in Azure"),
     ("task ready message empty", TASK, kstatus(("True", "Succeeded", ""), IDLE, FINE), None,
      "Healthy", "Succeeded: Ready"),
+    ("pipelineagentpool no status yet", PAP, None, None, "Progressing", "Waiting for the operator"),
+    ("pipelineagentpool ready", PAP,
+     kstatus(("True", "Succeeded", "3 agents online"), IDLE, FINE, poolId=9, count=3, desiredCount=3, online=3,
+             busy=1, queuedJobs=0, jobsCompleted=12,
+             instances=[{"name": "agents-0", "provisioningState": "Succeeded", "state": "Running", "restartCount": 4,
+                         "agentId": 17, "agentStatus": "online", "enabled": True, "busy": True}]),
+     None, "Healthy", "3 agents online"),
+    ("pipelineagentpool creating instances", PAP,
+     kstatus(("False", "Creating", "x"), ("True", "Creating", "creating container group agents-1 (1 of 3 exist)"),
+             FINE, count=1, desiredCount=3),
+     None, "Progressing", "Creating: creating container group agents-1"),
+    ("pipelineagentpool devops pool missing", PAP,
+     kstatus(("False", "AgentPoolNotFound", "x"), FINE,
+             ("True", "AgentPoolNotFound", "Azure DevOps has no agent pool named aci in https://dev.azure.com/contoso")),
+     None, "Degraded", "AgentPoolNotFound: Azure DevOps has no agent pool named aci"),
+    ("pipelineagentpool ready but count changed since", PAP, kstatus(READY, IDLE, FINE),
+     ("after", {"spec": {"count": 5}}), "Progressing", "observe generation 2"),
     ("taskrun no status yet", TASKRUN, None, None, "Progressing", "Waiting for the operator"),
     ("taskrun queued", TASKRUN, run_status("Queued"), None, "Progressing", "Run ca1 is Queued"),
     ("taskrun started", TASKRUN, run_status("Started"), None, "Progressing", "Run ca1 is Started"),

@@ -9,7 +9,8 @@ import pytest
 
 from kubeenv import ROOT
 
-KINDS = {"registries": "Registry", "agentpools": "AgentPool", "tasks": "Task", "taskruns": "TaskRun"}
+KINDS = {"registries": "Registry", "agentpools": "AgentPool", "tasks": "Task", "taskruns": "TaskRun",
+         "pipelineagentpools": "PipelineAgentPool"}
 
 REGISTRY = {
     "apiVersion": "acrpool.dev/v1alpha1", "kind": "Registry", "metadata": {"name": "reg"},
@@ -31,8 +32,23 @@ TASKRUN = {
     "apiVersion": "acrpool.dev/v1alpha1", "kind": "TaskRun", "metadata": {"name": "run1"},
     "spec": {"registryRef": {"name": "reg"}, "taskRef": {"name": "mytask"}},
 }
+PAP_SAMPLE = ROOT / "manifests" / "samples" / "pipelineagentpool.yaml"
+GUID = "00000000-0000-0000-0000-000000000000"
+PAP = {
+    "apiVersion": "acrpool.dev/v1alpha1", "kind": "PipelineAgentPool", "metadata": {"name": "agents"},
+    "spec": {"organizationUrl": "https://dev.azure.com/contoso", "agentPool": "aci",
+             "registration": {"patSecretRef": {"name": "azdo-pat"}},
+             "credential": {"managedIdentity": {}},
+             "aci": {"subscriptionId": GUID, "resourceGroup": "rg", "location": "westeurope",
+                     "image": "myregistry.azurecr.io/azure-pipelines-agent:1"}},
+}
 SUBNET = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
           "Microsoft.Network/virtualNetworks/vnet/subnets/default")
+
+
+PAP_SUBNET = SUBNET.replace("subnets/default", "subnets/aci")
+IDENTITY = (f"/subscriptions/{GUID}/resourceGroups/rg/providers/"
+            "Microsoft.ManagedIdentity/userAssignedIdentities/acr-pull")
 
 
 def with_(base, path, value, name=None):
@@ -111,16 +127,67 @@ def test_samples_accepted(kube, namespace):
     assert reg["spec"]["cloud"] == "AzureCloud"
 
 
+def test_pipelineagentpool_sample_accepted(kube, namespace):
+    """manifests/samples/pipelineagentpool.yaml is not in the samples'
+    kustomization (the quick start has no Azure DevOps organization); it is
+    checked here on its own."""
+    p = kube.run("apply", "-n", namespace, "-f", str(PAP_SAMPLE))
+    assert "pipelineagentpool.acrpool.dev/ci-agents created" in p.stdout
+    pap = kube.get("pipelineagentpool", "ci-agents", namespace)
+    spec = pap["spec"]
+    assert spec["count"] == 3
+    assert spec["agentNamePrefix"] == "ci-agents"
+    assert spec["registration"] == {"patSecretRef": {"name": "azdo-pat", "key": "pat"}}
+    assert spec["deletionPolicy"] == "Delete"
+    assert spec["cloud"] == "AzureCloud"
+    assert spec["aci"]["cpu"] == 2 and spec["aci"]["memoryInGB"] == 4
+    assert spec["aci"]["imagePull"]["server"] == "myregistry.azurecr.io"
+    # The sample's Secret is a comment only: nothing that looks like a token.
+    text = PAP_SAMPLE.read_text()
+    assert "kind: Secret" in text and not re.search(r"^kind: Secret", text, re.M)
+    assert not re.search(r"[A-Za-z0-9]{40,}", text)
+
+
+def test_pipelineagentpool_defaults(kube, namespace):
+    kube.apply(PAP, namespace)
+    spec = kube.get("pipelineagentpool", "agents", namespace)["spec"]
+    assert spec["count"] == 1
+    assert spec["deletionPolicy"] == "Delete"
+    assert spec["cloud"] == "AzureCloud"
+    assert spec["registration"]["patSecretRef"]["key"] == "pat"
+    assert spec["aci"]["cpu"] == 1 and spec["aci"]["memoryInGB"] == 2
+    assert "agentNamePrefix" not in spec  # the operator uses metadata.name
+
+
+def test_pipelineagentpool_entra_and_full_aci_accepted(kube, namespace):
+    obj = with_(with_(PAP, "spec.registration", {"entra": {}}), "spec.agentNamePrefix", "ci")
+    aci = dict(obj["spec"]["aci"], subnetIds=[PAP_SUBNET], cpu=0.5, memoryInGB=1.5,
+               imagePull={"server": "myregistry.azurecr.io", "identityId": IDENTITY},
+               environment=[{"name": "HTTPS_PROXY", "value": "http://proxy:3128"},
+                            {"name": "NPM_TOKEN", "secretKeyRef": {"name": "npm", "key": "token"}}],
+               tags={"team": "platform"})
+    obj = with_(with_(obj, "spec.aci", aci), "spec.count", 0)
+    kube.apply(obj, namespace)
+    # A name over 52 characters is fine once agentNamePrefix is set.
+    kube.apply(with_(obj, "metadata.name", "a" * 60), namespace)
+    got = kube.get("pipelineagentpool", "agents", namespace)["spec"]
+    assert got["count"] == 0 and got["registration"] == {"entra": {}}
+    assert got["aci"]["cpu"] == 0.5 and got["aci"]["subnetIds"] == [PAP_SUBNET]
+
+
 def test_kubectl_get_acr_lists_every_kind(kube, namespace):
     """`kubectl get acr` (the category on every kind) lists all of ours; each
     kind keeps a short name of its own."""
     kube.run("apply", "-n", namespace, "-k", str(ROOT / "manifests" / "samples"))
+    kube.run("apply", "-n", namespace, "-f", str(PAP_SAMPLE))
     listed = kube.run("get", "acr", "-n", namespace, "-o", "name").stdout.split()
     kinds = {name.split("/")[0] for name in listed}
     assert kinds == {f"{kind.lower()}.acrpool.dev" for kind in KINDS.values()}, listed
     assert "registry.acrpool.dev/myregistry" in listed and "taskrun.acrpool.dev/quick-build-1" in listed
+    assert "pipelineagentpool.acrpool.dev/ci-agents" in listed
     assert kube.run("get", "acrpool", "-n", namespace, "-o", "name").stdout.split() == listed
-    for short, kind in (("acrreg", "registry"), ("ap", "agentpool"), ("acrtask", "task"), ("acrrun", "taskrun")):
+    for short, kind in (("acrreg", "registry"), ("ap", "agentpool"), ("acrtask", "task"), ("acrrun", "taskrun"),
+                        ("pap", "pipelineagentpool")):
         names = kube.run("get", short, "-n", namespace, "-o", "name").stdout.split()
         assert names and all(n.startswith(f"{kind}.acrpool.dev/") for n in names), (short, names)
 
@@ -129,6 +196,12 @@ def test_printer_columns_tell_the_story(kube, namespace):
     kube.apply(POOL, namespace)
     out = kube.run("get", "agentpools", "-n", namespace).stdout.splitlines()[0].split()
     assert out == ["NAME", "TIER", "COUNT", "DESIRED", "SOURCE", "QUEUED", "STATE", "READY", "REASON", "AGE"]
+
+
+def test_pipelineagentpool_printer_columns(kube, namespace):
+    kube.apply(PAP, namespace)
+    out = kube.run("get", "pipelineagentpools", "-n", namespace).stdout.splitlines()[0].split()
+    assert out == ["NAME", "POOL", "COUNT", "DESIRED", "ONLINE", "BUSY", "QUEUED", "JOBS", "READY", "AGE"]
 
 
 INVALID_CREATES = [
@@ -177,6 +250,28 @@ INVALID_CREATES = [
      with_(with_(TASKRUN, "spec.taskRef", None), "spec.build",
            {"sourceLocation": "https://github.com/x/y.git", "configMapRef": {"name": "src"}}), "spec.build"),
     ("taskrun bad status value via spec", with_(TASKRUN, "spec.cancel", "yes"), "spec.cancel"),
+    ("pap both registration modes",
+     with_(PAP, "spec.registration", {"patSecretRef": {"name": "azdo-pat"}, "entra": {}}), "spec.registration"),
+    ("pap no registration mode", with_(PAP, "spec.registration", {}), "spec.registration"),
+    ("pap organizationUrl not https", with_(PAP, "spec.organizationUrl", "http://dev.azure.com/contoso"),
+     "spec.organizationUrl"),
+    ("pap organizationUrl not azure devops", with_(PAP, "spec.organizationUrl", "https://github.com/contoso"),
+     "spec.organizationUrl"),
+    ("pap negative count", with_(PAP, "spec.count", -1), "spec.count"),
+    ("pap count above 100", with_(PAP, "spec.count", 101), "spec.count"),
+    ("pap AZP_ environment name",
+     with_(PAP, "spec.aci.environment", [{"name": "AZP_TOKEN", "value": "x"}]), "spec.aci.environment[0].name"),
+    ("pap environment value and secret",
+     with_(PAP, "spec.aci.environment", [{"name": "A", "value": "x", "secretKeyRef": {"name": "s", "key": "k"}}]),
+     "spec.aci.environment[0]"),
+    ("pap subnet not a subnet id", with_(PAP, "spec.aci.subnetIds", ["/subscriptions/x/vnet"]),
+     "spec.aci.subnetIds[0]"),
+    ("pap imagePull identity not an identity id",
+     with_(PAP, "spec.aci.imagePull", {"server": "myregistry.azurecr.io", "identityId": "acr-pull"}),
+     "spec.aci.imagePull.identityId"),
+    ("pap agentNamePrefix with capitals", with_(PAP, "spec.agentNamePrefix", "CI-Agents"), "spec.agentNamePrefix"),
+    ("pap metadata.name too long without agentNamePrefix", with_(PAP, "metadata.name", "a" * 53),
+     "spec.agentNamePrefix"),
 ]
 
 
@@ -200,6 +295,10 @@ INVALID_UPDATES = [
     ("task azureName change", with_(TASK, "spec.azureName", "task-a"), "spec.azureName", "task-b", "spec.azureName"),
     ("taskrun retarget", TASKRUN, "spec.taskRef", {"name": "othertask"}, "spec.taskRef"),
     ("taskrun uncancel", with_(TASKRUN, "spec.cancel", True), "spec.cancel", False, "spec.cancel"),
+    ("pap agentNamePrefix change", with_(PAP, "spec.agentNamePrefix", "agents-a"), "spec.agentNamePrefix",
+     "agents-b", "spec.agentNamePrefix"),
+    ("pap agentNamePrefix added", PAP, "spec.agentNamePrefix", "agents-a", "spec.agentNamePrefix"),
+    ("pap aci.resourceGroup change", PAP, "spec.aci.resourceGroup", "other-rg", "spec.aci.resourceGroup"),
 ]
 
 
@@ -232,3 +331,11 @@ def test_taskrun_cancel_can_be_set(kube, namespace):
     kube.apply(TASKRUN, namespace)
     kube.apply(with_(TASKRUN, "spec.cancel", True), namespace)
     assert kube.get("taskrun", "run1", namespace)["spec"]["cancel"] is True
+
+
+def test_pipelineagentpool_count_and_image_change_in_place(kube, namespace):
+    kube.apply(PAP, namespace)
+    aci = dict(PAP["spec"]["aci"], image="myregistry.azurecr.io/azure-pipelines-agent:2", cpu=2)
+    kube.apply(with_(with_(PAP, "spec.count", 5), "spec.aci", aci), namespace)
+    spec = kube.get("pipelineagentpool", "agents", namespace)["spec"]
+    assert spec["count"] == 5 and spec["aci"]["image"].endswith(":2") and spec["aci"]["cpu"] == 2

@@ -103,7 +103,8 @@ def test_kustomization_accepted_by_api_server(kube, path):
     # PodSecurity warns at admission of a Deployment whose pods would be refused.
     assert "would violate PodSecurity" not in p.stderr, p.stderr
     crds = {o["metadata"]["name"] for o in objs if o["kind"] == "CustomResourceDefinition"}
-    assert crds == {"registries.acrpool.dev", "agentpools.acrpool.dev", "tasks.acrpool.dev", "taskruns.acrpool.dev"}
+    assert crds == {"registries.acrpool.dev", "agentpools.acrpool.dev", "tasks.acrpool.dev", "taskruns.acrpool.dev",
+                    "pipelineagentpools.acrpool.dev"}
 
 
 def test_crds_kustomization_lists_every_crd():
@@ -257,6 +258,9 @@ BASE_ALLOWED = [
     ("patch", "agentpools.acrpool.dev", "default", "status"),
     ("update", "registries.acrpool.dev", "default", "status"),
     ("update", "agentpools.acrpool.dev", "default", "finalizers"),
+    ("watch", "pipelineagentpools.acrpool.dev", None, None),
+    ("patch", "pipelineagentpools.acrpool.dev", "default", "status"),
+    ("update", "pipelineagentpools.acrpool.dev", "default", "finalizers"),
     ("create", "events.events.k8s.io", "default", None),
     ("get", "secrets", "default", None),
     ("list", "configmaps", "default", None),

@@ -316,7 +316,7 @@ def test_token_may_review_scrapers(kube, identity):
 
 SELF_REVIEWS = {"selfsubjectreviews.authentication.k8s.io", "selfsubjectaccessreviews.authorization.k8s.io",
                 "selfsubjectrulesreviews.authorization.k8s.io"}
-KINDS = ["registries", "agentpools", "tasks", "taskruns"]
+KINDS = ["registries", "agentpools", "tasks", "taskruns", "pipelineagentpools"]
 
 
 def can_i_list(kube, identity, namespace):

@@ -65,6 +65,24 @@ TEST(options_flag_beats_env_beats_default)
 	options_dispose(&o);
 }
 
+TEST(options_devops_endpoint)
+{
+	env_clear();
+	struct options o;
+	char *argv0[] = {"x", NULL};
+	CHECK_INT(options_parse(&o, 1, argv0, fake_env), 0);
+	CHECK(o.devops_endpoint == NULL); /* https://dev.azure.com */
+	options_dispose(&o);
+	env_set(0, "ACRPOOL_DEVOPS_ENDPOINT", "http://127.0.0.1:1/devops");
+	CHECK_INT(options_parse(&o, 1, argv0, fake_env), 0);
+	CHECK_STR(o.devops_endpoint, "http://127.0.0.1:1/devops");
+	options_dispose(&o);
+	char *argv[] = {"x", "--devops-endpoint", "http://127.0.0.1:2/devops", NULL};
+	CHECK_INT(options_parse(&o, 3, argv, fake_env), 0);
+	CHECK_STR(o.devops_endpoint, "http://127.0.0.1:2/devops");
+	options_dispose(&o);
+}
+
 TEST(options_acrpool_env_beats_well_known_env)
 {
 	env_clear();
@@ -184,13 +202,14 @@ TEST(options_usage_lists_every_flag)
 {
 	const char *u = options_usage();
 	CHECK(strstr(u, "--kubeconfig") && strstr(u, "--namespaces") && strstr(u, "--workers"));
-	CHECK(strstr(u, "--leader-elect") && strstr(u, "--arm-endpoint") && strstr(u, "--authority-host"));
+	CHECK(strstr(u, "--leader-elect") && strstr(u, "--arm-endpoint") && strstr(u, "--authority-host") &&
+	      strstr(u, "--devops-endpoint"));
 	CHECK(strstr(u, "--metrics-bind-address") && strstr(u, "--log-level"));
 	CHECK(strstr(u, "--metrics-secure") && strstr(u, "--metrics-cert-dir"));
 	CHECK(strstr(u, "--max-retry-delay") != NULL); /* the last one: nothing cut off */
 }
 
 TEST_MAIN(T(options_defaults), T(options_flag_beats_env_beats_default),
-	  T(options_acrpool_env_beats_well_known_env), T(options_bad_values_name_the_flag),
+	  T(options_devops_endpoint), T(options_acrpool_env_beats_well_known_env), T(options_bad_values_name_the_flag),
 	  T(options_insecure_metrics_only_on_loopback), T(options_loopback),
 	  T(options_durations), T(options_usage_lists_every_flag))

@@ -1,0 +1,298 @@
+"""PipelineAgentPool end to end (issue 14): the real operator binary under
+its RBAC, the real kube-apiserver, and the emulator's container groups
+(running the simulated Azure Pipelines agent, tests/emulator/agent_sim.py)
+and Azure DevOps stand-in. Pre-registered mode: the operator registers each
+agent with a key of its own making and hands the container only that key.
+
+No PAT and no agent key may appear in the operator's log, in Events or in
+status. The PAT is known to the test; an agent key is base64 of a JSON
+object that starts with {"ContainerName" (agentkey.c), so its base64 and
+its JSON are looked for."""
+import base64
+import json
+import uuid
+
+import pytest
+
+from emulator import CLIENT, RG, SUB, TENANT, Emulator
+from harness import SP_SECRET, events, start_operator, wait_condition, wait_event
+from procs import wait_until
+
+ORG = "contoso"
+POOL = "aci-linux"
+IMAGE = "example.azurecr.io/azp-agent:1"
+BROKEN_IMAGE = "example.azurecr.io/missing:1"
+CG_PATH = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance/containerGroups"
+# What an agent key looks like in a log (agentkey.c: the JSON's first member).
+KEY_MARKERS = (base64.b64encode(b'{"ContainerName"').decode()[:20], '"ContainerName"', "inverseQ")
+
+
+def new_pat():
+    return ("p" + uuid.uuid4().hex + uuid.uuid4().hex)[:52]
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory):
+    e = Emulator.start(tmp_path_factory.mktemp("emulator"))
+    yield e
+    e.stop()
+
+
+class Env:
+    """The emulator set up for one test: the organization, its pool, PATs,
+    the ARM service principal and the agent image; the Secrets in the
+    namespace."""
+
+    def __init__(self, emu, kube, namespace):
+        self.emu, self.kube, self.ns = emu, kube, namespace
+        emu.reset()
+        emu.client(TENANT, CLIENT, secret=SP_SECRET)
+        kube.run("create", "secret", "generic", "sp", "-n", namespace,
+                 f"--from-literal=AZURE_TENANT_ID={TENANT}", f"--from-literal=AZURE_CLIENT_ID={CLIENT}",
+                 f"--from-literal=AZURE_CLIENT_SECRET={SP_SECRET}")
+        emu.control("PUT", f"devops/orgs/{ORG}", {})
+        self.pool_id = emu.control("PUT", f"devops/orgs/{ORG}/pools/{POOL}", {})["id"]
+        emu.control("PUT", "aci/images", {"image": IMAGE, "program": "azure-pipelines-agent"})
+        emu.control("PUT", "aci/images", {"image": BROKEN_IMAGE, "pullError": True})
+        self.pats = []
+        self.pat_secret("pat", ["vso.agentpools_manage"])
+
+    def pat_secret(self, name, scopes):
+        token = new_pat()
+        self.emu.control("POST", f"devops/orgs/{ORG}/pats", {"token": token, "scopes": scopes})
+        self.pats.append(token)
+        self.kube.run("create", "secret", "generic", name, "-n", self.ns, f"--from-literal=pat={token}")
+        return token
+
+    def obj(self, name="agents", count=3, pat="pat", image=IMAGE, **spec):
+        s = {"organizationUrl": f"https://dev.azure.com/{ORG}", "agentPool": POOL,
+             "registration": {"patSecretRef": {"name": pat}},
+             "credential": {"servicePrincipal": {"secretRef": {"name": "sp"}}},
+             "count": count,
+             "aci": {"subscriptionId": SUB, "resourceGroup": RG, "location": "eastus", "image": image,
+                     "cpu": 0.5, "memoryInGB": 1,
+                     "environment": [{"name": "TEAM", "value": "ci"}]},
+             **spec}
+        return {"apiVersion": "acrpool.dev/v1alpha1", "kind": "PipelineAgentPool",
+                "metadata": {"name": name}, "spec": s}
+
+    def groups(self, prefix="agents"):
+        out = self.emu.control("GET", "aci/groups")
+        items = out.get("value", out) if isinstance(out, dict) else out
+        names = [g["id"].rsplit("/", 1)[1] for g in items]
+        return sorted(n for n in names if n.startswith(prefix + "-"))
+
+    def pool(self):
+        return self.emu.control("PUT", f"devops/orgs/{ORG}/pools/{POOL}", {})
+
+    def agents(self):
+        return self.pool()["agents"]
+
+    def jobs(self):
+        return self.emu.control("GET", f"devops/orgs/{ORG}/pools/{POOL}/jobs")["value"]
+
+    def queue(self, count, seconds):
+        return self.emu.control("POST", f"devops/orgs/{ORG}/pools/{POOL}/jobs",
+                                {"count": count, "durationSeconds": seconds, "result": "succeeded"})["value"]
+
+
+@pytest.fixture
+def env(emu, kube, namespace):
+    return Env(emu, kube, namespace)
+
+
+@pytest.fixture
+def operator(kube, env, namespace):
+    procs = []
+
+    def start(*extra):
+        p = start_operator(kube, env.emu, namespace, "--queue-poll-interval", "1s", *extra)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        alive = p.alive()
+        p.kill() if not alive else p.stop()
+        p.assert_clean()
+    # No credential anywhere: the operator's log, the Events, the objects' status.
+    texts = [p.text() for p in procs]
+    texts.append(json.dumps(events(kube, namespace)))
+    got = kube.run("get", "pipelineagentpools", "-n", namespace, "-o", "json", check=False)
+    texts.append(got.stdout)
+    for t in texts:
+        assert SP_SECRET not in t
+        for pat in env.pats:
+            assert pat not in t, "a PAT leaked"
+        for marker in KEY_MARKERS:
+            assert marker not in t, "an agent key leaked"
+
+
+def status(kube, ns, name="agents"):
+    return kube.get("pipelineagentpool", name, ns).get("status") or {}
+
+
+def wait_ready(kube, ns, name="agents", count=3, timeout=90):
+    def check():
+        s = status(kube, ns, name)
+        ready = [c for c in s.get("conditions", []) if c["type"] == "Ready" and c["status"] == "True"]
+        return s if ready and s.get("count") == count and s.get("online") == count else None
+    return wait_until(f"{name} Ready with {count} online", check, timeout=timeout)
+
+
+def test_pool_of_three_runs_ten_jobs_one_per_container_start(kube, namespace, env, operator):
+    op = operator()
+    kube.apply(env.obj(count=3), namespace)
+    s = wait_ready(kube, namespace)
+    assert env.groups() == ["agents-0", "agents-1", "agents-2"]
+    agents = env.agents()
+    assert sorted(a["name"] for a in agents) == ["agents-0", "agents-1", "agents-2"]
+    assert all(a["status"] == "online" and a["enabled"] for a in agents)
+    assert s["poolId"] == env.pool_id and s["desiredCount"] == 3
+    assert [i["name"] for i in s["instances"]] == ["agents-0", "agents-1", "agents-2"]
+    assert all(i["agentStatus"] == "online" and i["provisioningState"] == "Succeeded" for i in s["instances"])
+    wait_event(kube, namespace, "agents", "Created")
+    # The printer columns say so too.
+    row = kube.run("get", "pap", "agents", "-n", namespace, "--no-headers").stdout.split()
+    assert row[:5] == ["agents", POOL, "3", "3", "3"] and "True" in row, row
+
+    env.queue(10, 1)
+
+    def all_finished():
+        jobs = env.jobs()
+        return jobs if len(jobs) == 10 and all(j["state"] == "finished" for j in jobs) else None
+    jobs = wait_until("10 jobs finished", all_finished, timeout=120)
+    assert all(j["result"] == "succeeded" for j in jobs), jobs
+    starts = [(j["ranIn"]["containerGroup"], j["ranIn"]["start"]) for j in jobs]
+    assert len(set(starts)) == 10, f"a container start ran two jobs: {starts}"
+    assert {g for g, _ in starts} <= {"agents-0", "agents-1", "agents-2"}
+    wait_until("jobsCompleted 10", lambda: status(kube, namespace).get("jobsCompleted") == 10, timeout=30)
+    assert op.alive()
+
+
+def test_scale_down_while_jobs_run_never_cuts_a_job(kube, namespace, env, operator):
+    operator()
+    kube.apply(env.obj(count=3), namespace)
+    wait_ready(kube, namespace)
+    env.queue(3, 6)
+    wait_until("3 agents busy", lambda: sum(1 for a in env.agents() if a.get("assignedRequestId")) == 3,
+               timeout=30)
+    kube.run("patch", "pipelineagentpool", "agents", "-n", namespace, "--type=merge", "-p", '{"spec":{"count":1}}')
+    wait_until("1 group and 1 agent", lambda: len(env.groups()) == 1 and len(env.agents()) == 1, timeout=90)
+    jobs = env.jobs()
+    assert all(j["state"] == "finished" and j["result"] == "succeeded" for j in jobs), jobs
+    wait_ready(kube, namespace, count=1)
+    assert status(kube, namespace)["desiredCount"] == 1
+    wait_event(kube, namespace, "agents", "Scaled")
+
+
+def test_delete_removes_every_group_and_agent(kube, namespace, env, operator):
+    operator()
+    kube.apply(env.obj(count=2), namespace)
+    wait_ready(kube, namespace, count=2)
+    kube.run("delete", "pipelineagentpool", "agents", "-n", namespace, "--wait=false")
+    wait_until("object gone", lambda: kube.run("get", "pap", "agents", "-n", namespace,
+                                               check=False).returncode != 0, timeout=60)
+    assert env.groups() == [] and env.agents() == []
+
+
+def test_orphan_leaves_groups_and_agents(kube, namespace, env, operator):
+    operator()
+    kube.apply(env.obj(count=2, deletionPolicy="Orphan"), namespace)
+    wait_ready(kube, namespace, count=2)
+    kube.run("delete", "pipelineagentpool", "agents", "-n", namespace, "--wait=false")
+    wait_until("object gone", lambda: kube.run("get", "pap", "agents", "-n", namespace,
+                                               check=False).returncode != 0, timeout=60)
+    assert env.groups() == ["agents-0", "agents-1"]
+    assert sorted(a["name"] for a in env.agents()) == ["agents-0", "agents-1"]
+
+
+def test_pat_without_manage_scope_stalls_and_creates_nothing(kube, namespace, env, operator):
+    operator()
+    env.pat_secret("readonly", ["vso.agentpools"])
+    kube.apply(env.obj(count=2, pat="readonly"), namespace)
+    obj = wait_condition(kube, "pipelineagentpool", "agents", namespace, "Stalled", timeout=60)
+    c = [c for c in obj["status"]["conditions"] if c["type"] == "Stalled"][0]
+    assert c["reason"] == "AzureDevOpsAccessDenied", c
+    assert "403" in c["message"] and "Agent Pools (read, manage)" in c["message"], c
+    ev = wait_event(kube, namespace, "agents", "AzureDevOpsAccessDenied", "Warning")
+    assert "403" in ev["note"]
+    assert env.groups() == [] and env.agents() == []
+    assert not [r for r in env.emu.requests(path_contains="/Microsoft.ContainerInstance/") if r["method"] == "PUT"]
+
+
+def test_missing_pat_secret_stalls(kube, namespace, env, operator):
+    operator()
+    kube.apply(env.obj(count=1, pat="nosuch"), namespace)
+    wait_condition(kube, "pipelineagentpool", "agents", namespace, "Stalled", reason="RegistrationSecretNotFound",
+                   timeout=60)
+    assert env.groups() == []
+
+
+def test_image_that_cannot_be_pulled_stalls(kube, namespace, env, operator):
+    operator()
+    kube.apply(env.obj(count=1, image=BROKEN_IMAGE), namespace)
+    obj = wait_condition(kube, "pipelineagentpool", "agents", namespace, "Stalled", reason="InaccessibleImage",
+                         timeout=60)
+    assert "InaccessibleImage" in [c for c in obj["status"]["conditions"] if c["type"] == "Stalled"][0]["message"]
+    assert env.groups() == []
+    # The agent registered for it was taken back.
+    assert env.agents() == []
+
+
+def test_entra_registration_uses_the_credential_identity(kube, namespace, env, operator):
+    """registration.entra: spec.credential's service principal gets a token
+    for Azure DevOps; an organization restricted to other clients refuses it."""
+    operator()
+    env.emu.control("PUT", f"devops/orgs/{ORG}", {"entraClients": [CLIENT]})
+    obj = env.obj(count=1)
+    obj["spec"]["registration"] = {"entra": {}}
+    kube.apply(obj, namespace)
+    wait_ready(kube, namespace, count=1)
+    assert [a["name"] for a in env.agents()] == ["agents-0"]
+    assert env.emu.requests(path_contains=f"/devops/{ORG}/_apis/distributedtask")
+
+
+def test_ready_pass_costs_two_devops_reads_and_one_list_plus_a_get_per_instance(kube, namespace, env, operator):
+    """A steady pool's pass (every --queue-poll-interval): ARM one container
+    group LIST and one GET per instance (restartCount); Azure DevOps one
+    agents LIST and one job requests LIST; no write anywhere."""
+    operator()
+    kube.apply(env.obj(count=2), namespace)
+    wait_ready(kube, namespace, count=2)
+    env.emu.clear_requests()
+
+    def lists():
+        return [r for r in env.emu.requests(method="GET", path_contains="/Microsoft.ContainerInstance/")
+                if r["path"].rstrip("/").endswith("/containerGroups")]
+    wait_until("3 passes", lambda: len(lists()) >= 3, timeout=30)
+    reqs = env.emu.requests()
+    passes = len([r for r in reqs if r["method"] == "GET" and r["path"].rstrip("/").endswith("/containerGroups")])
+    aci = [r for r in reqs if "/Microsoft.ContainerInstance/" in r["path"]]
+    devops = [r for r in reqs if f"/devops/{ORG}/_apis/distributedtask/pools/" in r["path"]]
+    assert all(r["method"] == "GET" for r in aci + devops), [(r["method"], r["path"]) for r in aci + devops]
+    gets = [r for r in aci if not r["path"].rstrip("/").endswith("/containerGroups")]
+    agent_lists = [r for r in devops if r["path"].rstrip("/").endswith("/agents")]
+    job_lists = [r for r in devops if r["path"].rstrip("/").endswith("/jobrequests")]
+    # The window may cut a pass in two: allow one pass of slack.
+    assert abs(len(gets) - 2 * passes) <= 2, (passes, len(gets))
+    assert abs(len(agent_lists) - passes) <= 1 and abs(len(job_lists) - passes) <= 1, \
+        (passes, len(agent_lists), len(job_lists))
+    assert len(devops) - len(agent_lists) - len(job_lists) == 0, [r["path"] for r in devops]
+
+
+def test_template_change_replaces_every_instance_then_ready(kube, namespace, env, operator):
+    operator()
+    kube.apply(env.obj(count=2), namespace)
+    wait_ready(kube, namespace, count=2)
+    env.emu.clear_requests()
+    kube.run("patch", "pipelineagentpool", "agents", "-n", namespace, "--type=json", "-p",
+             '[{"op":"replace","path":"/spec/aci/environment/0/value","value":"platform"}]')
+
+    def puts():
+        return [r["path"].rsplit("/", 1)[1] for r in env.emu.requests(method="PUT", path_contains="/containerGroups/")]
+    wait_until("both groups replaced", lambda: sorted(set(puts())) == ["agents-0", "agents-1"], timeout=90)
+    wait_ready(kube, namespace, count=2)
+    assert len(puts()) == 2, puts()
+    # Each replace gave the agent a new key: its own PUT, no new agent.
+    assert sorted(a["name"] for a in env.agents()) == ["agents-0", "agents-1"]
