@@ -33,6 +33,7 @@
 #include "xalloc.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,6 +485,22 @@ static void status_jobs(struct pass *p)
 	devops_jobrequest_list_dispose(&l);
 }
 
+/* Whether what Azure reports of a group (from the LIST) is what the spec
+ * declares: the template tag says what we wrote, this catches a group
+ * changed by hand since (its image, CPU or memory). */
+static bool as_declared(const struct ctl_obj *obj, const struct arm_container_group *g)
+{
+	const char *image = ctl_obj_string(obj, "spec.aci.image");
+	const cJSON *cpu = ctl_obj_field(obj, "spec.aci.cpu"), *mem = ctl_obj_field(obj, "spec.aci.memoryInGB");
+	if (g->image && image && strcmp(g->image, image) != 0)
+		return false;
+	if (g->cpu > 0 && cJSON_IsNumber(cpu) && fabs(g->cpu - cpu->valuedouble) > 1e-6)
+		return false;
+	if (g->memory_in_gb > 0 && cJSON_IsNumber(mem) && fabs(g->memory_in_gb - mem->valuedouble) > 1e-6)
+		return false;
+	return true;
+}
+
 int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 {
 	struct app *a = ctx;
@@ -603,7 +620,7 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 			.index = pipelineagentpool_index(p.prefix, g->name),
 			.group_found = true,
 			.provisioning_state = v->provisioning_state ? v->provisioning_state : "Succeeded",
-			.current = tmpl && !strcmp(tmpl, p.hash),
+			.current = tmpl && !strcmp(tmpl, p.hash) && as_declared(obj, g),
 		};
 		n++;
 	}

@@ -296,3 +296,26 @@ def test_template_change_replaces_every_instance_then_ready(kube, namespace, env
     assert len(puts()) == 2, puts()
     # Each replace gave the agent a new key: its own PUT, no new agent.
     assert sorted(a["name"] for a in env.agents()) == ["agents-0", "agents-1"]
+
+
+def test_group_changed_by_hand_is_put_back(kube, namespace, env, operator):
+    """Drift: a container group whose image someone changed by hand (its
+    template tag still ours) is replaced with the declared one; one deleted
+    by hand comes back."""
+    operator()
+    kube.apply(env.obj(count=2), namespace)
+    wait_ready(kube, namespace, count=2)
+    env.emu.clear_requests()
+    env.emu.control("PATCH", f"aci/groups/{SUB}/{RG}/agents-1", {"image": "example.azurecr.io/other:9"})
+
+    def puts():
+        return [r["path"].rsplit("/", 1)[1] for r in env.emu.requests(method="PUT", path_contains="/containerGroups/")]
+    wait_until("agents-1 put back", lambda: puts() == ["agents-1"], timeout=60)
+    put = env.emu.requests(method="PUT", path_contains="/containerGroups/agents-1")[0]
+    assert put["body"]["properties"]["containers"][0]["properties"]["image"] == IMAGE
+    wait_ready(kube, namespace, count=2)
+
+    env.emu.control("DELETE", f"aci/groups/{SUB}/{RG}/agents-0")
+    wait_until("agents-0 created again", lambda: "agents-0" in puts(), timeout=60)
+    wait_ready(kube, namespace, count=2)
+    assert env.groups() == ["agents-0", "agents-1"]

@@ -817,7 +817,14 @@ class Aci:
                     self._stop_programs(g)
                     del self.groups[_key(*parts[1:4])]
                     return Reply(200, {"ok": True})
-                raise bad("use GET or DELETE", 405, "MethodNotAllowed")
+                if method == "PATCH":  # changed behind the operator's back (the portal, a script)
+                    image = (body or {}).get("image")
+                    if not isinstance(image, str) or not image:
+                        raise bad('give {"image": "..."}', 400, "InvalidRequest")
+                    for c in g.props.get("containers", []):
+                        c["properties"]["image"] = image
+                    return Reply(200, self.describe(g))
+                raise bad("use GET, PATCH or DELETE", 405, "MethodNotAllowed")
         raise bad(f"no control route {method} /_emulator/aci/{'/'.join(parts)}", 404, "NotFound")
 
     def describe(self, g):
