@@ -468,25 +468,14 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		}
 		return 0;
 	}
-	struct ctl_obj *obj = p.obj;
-	bool has_finalizer = ctl_finalizer_has(obj, ACRPOOL_FINALIZER);
-	if (obj->deleting && !has_finalizer)
+	int gate = app_finalizer_gate(&p.obj, a, &gvr_agentpools, a->agentpools, key);
+	if (gate <= 0) {
+		rc = gate;
 		goto done;
-	if (!obj->deleting && !has_finalizer) {
-		/* Nothing happens in Azure before the finalizer is in place: a
-		 * pool must never outlive its object unnoticed. The store holds
-		 * the API server's answer at once (the write hook), so this pass
-		 * goes on with it; if it does not (another change won the race),
-		 * the watch brings the key back. */
-		if ((rc = ctl_finalizer_add(a->kube, &gvr_agentpools, obj, ACRPOOL_FINALIZER)) != 0)
-			goto done;
-		ctl_obj_unref(p.obj);
-		p.obj = NULL;
-		if (ctl_store_get(&p.obj, ctl_informer_store(a->agentpools), key) != 0 ||
-		    !ctl_finalizer_has(p.obj, ACRPOOL_FINALIZER) || p.obj->deleting)
-			goto done;
-		obj = p.obj;
 	}
+	/* Nothing happens in Azure before the finalizer is in place: a pool
+	 * must never outlive its object unnoticed. */
+	struct ctl_obj *obj = p.obj;
 	p.status = ctl_status_copy(obj);
 	p.w = (struct app_write){a, &gvr_agentpools, obj, p.status, &p.requeue_ns, true};
 	p.azure_name = ctl_obj_string(obj, "spec.azureName");

@@ -251,3 +251,21 @@ int app_list_keys_pipelineagentpools(void *ctx, ctl_key_fn each, void *ud)
 {
 	return list_keys(((struct app *)ctx)->pipelineagentpools, each, ud);
 }
+
+int app_finalizer_gate(struct ctl_obj **obj, struct app *a, const struct ctl_gvr *gvr,
+		       struct ctl_informer *inf, const char *key)
+{
+	if (ctl_finalizer_has(*obj, ACRPOOL_FINALIZER))
+		return 1;
+	if ((*obj)->deleting)
+		return 0;
+	int rc = ctl_finalizer_add(a->kube, gvr, *obj, ACRPOOL_FINALIZER);
+	if (rc != 0)
+		return rc;
+	ctl_obj_unref(*obj);
+	*obj = NULL;
+	if (ctl_store_get(obj, ctl_informer_store(inf), key) != 0 || !ctl_finalizer_has(*obj, ACRPOOL_FINALIZER) ||
+	    (*obj)->deleting)
+		return 0;
+	return 1;
+}

@@ -126,6 +126,15 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out);
 int app_list_keys_tasks(void *ctx, ctl_key_fn each, void *ud);
 int app_list_keys_taskruns(void *ctx, ctl_key_fn each, void *ud);
 int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *out);
+/* The finalizer before anything else, so nothing is made in Azure for an
+ * object the operator could lose track of. Adds it when missing and goes
+ * on with the store's copy, which holds the API server's answer at once
+ * (the write hook); when it does not (another change won the race), the
+ * watch brings the key back. *obj is the caller's reference, replaced.
+ * Returns 1 to go on with *obj, 0 to end the pass, or the write's error. */
+int app_finalizer_gate(struct ctl_obj **obj, struct app *a, const struct ctl_gvr *gvr,
+		       struct ctl_informer *inf, const char *key);
+
 int app_list_keys_pipelineagentpools(void *ctx, ctl_key_fn each, void *ud);
 
 #endif

@@ -512,22 +512,13 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 
 	if (ctl_store_get(&p.obj, ctl_informer_store(a->pipelineagentpools), key) == CTL_ENOTFOUND)
 		return 0;
-	struct ctl_obj *obj = p.obj;
-	bool has_finalizer = ctl_finalizer_has(obj, ACRPOOL_FINALIZER);
-	if (obj->deleting && !has_finalizer)
+	/* Nothing is made in Azure or Azure DevOps before the finalizer is in place. */
+	int gate = app_finalizer_gate(&p.obj, a, &gvr_pipelineagentpools, a->pipelineagentpools, key);
+	if (gate <= 0) {
+		rc = gate;
 		goto done;
-	if (!obj->deleting && !has_finalizer) {
-		/* Nothing is made in Azure or Azure DevOps before the
-		 * finalizer is in place. */
-		if ((rc = ctl_finalizer_add(a->kube, &gvr_pipelineagentpools, obj, ACRPOOL_FINALIZER)) != 0)
-			goto done;
-		ctl_obj_unref(p.obj);
-		p.obj = NULL;
-		if (ctl_store_get(&p.obj, ctl_informer_store(a->pipelineagentpools), key) != 0 ||
-		    !ctl_finalizer_has(p.obj, ACRPOOL_FINALIZER) || p.obj->deleting)
-			goto done;
-		obj = p.obj;
 	}
+	struct ctl_obj *obj = p.obj;
 	p.status = ctl_status_copy(obj);
 	p.w = (struct app_write){a, &gvr_pipelineagentpools, obj, p.status, &p.requeue_ns, true};
 	p.prefix = ctl_obj_string(obj, "spec.agentNamePrefix");
