@@ -9,14 +9,16 @@
  *                  synced), else 503 and the probe's reason
  *   anything else  404; a method other than GET on a known path is 405
  *
- * Plain HTTP, or HTTPS when given a certificate (a PEM pair in memory or
- * two files, read once at start), HTTP/1.1 only. An authorize callback,
- * when given, decides every GET /metrics before the registry is rendered
- * (the manager hands it a TokenReview/SubjectAccessReview reviewer, see
- * review.h); probes are never authorized. Probes, metrics callbacks and the
- * authorize callback run on the service thread, so a slow one delays the
+ * Plain HTTP, or HTTPS when given a certificate (a PEM pair in memory, or
+ * two files, which are looked at again at each new TLS handshake and
+ * followed when they change), HTTP/1.1 only. An authorize callback, when
+ * given, decides every GET /metrics before the registry is rendered (the
+ * manager hands it a TokenReview/SubjectAccessReview reviewer, see
+ * review.h); probes are never authorized. Probes, metrics callbacks and
+ * authorize_cached run on the service thread, so a slow one delays the
  * next request of this server only (the manager runs metrics and probes on
- * two servers, each with its thread).
+ * two servers, each with its thread). authorize, which may wait on the API
+ * server, runs on worker threads: other requests go on meanwhile.
  * libwebsockets' own log is set to errors and warnings, forwarded to the
  * JSON log (its service thread is a loop, which may log).
  */
@@ -24,6 +26,7 @@
 #define CTL_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct ctl_buf;
 struct ctl_metrics;
@@ -48,8 +51,20 @@ struct ctl_http_opts {
 	void *healthz_ud;
 	ctl_probe_fn readyz;           /* NULL: always ready */
 	void *readyz_ud;
+	/* authorize may block: it runs on one of authorize_workers threads
+	 * (0: 4) while the connection waits, at most authorize_timeout_ns
+	 * (0: 10 s; then 503). At most authorize_max_pending (0: 64) requests
+	 * wait for it at once; more are answered 503 at once. When set,
+	 * authorize_cached is asked first, on the service thread, and must
+	 * not block: it answers as authorize would, or 0 when it cannot
+	 * tell without asking (then authorize is asked). Both get
+	 * authorize_ud. */
 	ctl_http_auth_fn authorize;    /* NULL: /metrics open to all */
+	ctl_http_auth_fn authorize_cached;
 	void *authorize_ud;
+	int authorize_workers;
+	int authorize_max_pending;
+	int64_t authorize_timeout_ns;
 	/* TLS: a PEM certificate (chain) and key, either in memory or as
 	 * files; all NULL: plain HTTP. */
 	const char *tls_cert_pem, *tls_key_pem;
@@ -58,15 +73,17 @@ struct ctl_http_opts {
 };
 
 /* Bind and start serving. The registry and probe payloads must outlive the
- * server; the TLS material is copied or read now. Returns 0, or CTL_ERR
- * when the address cannot be bound or the certificate cannot be used. */
+ * server; the TLS material is copied or read now (files are read again
+ * when they change; see tlscert.h). Returns 0, or CTL_ERR when the address
+ * cannot be bound or the certificate cannot be used. */
 int ctl_http_new(struct ctl_http **out, const struct ctl_http_opts *opts);
 
 /* The port actually bound (useful with port 0). */
 int ctl_http_port(const struct ctl_http *h);
 
-/* Stop serving and join the service thread; open connections are closed.
- * Safe to call twice. */
+/* Stop serving and join the service and worker threads; open connections
+ * are closed. A worker in the middle of authorize is waited for. Safe to
+ * call twice. */
 void ctl_http_stop(struct ctl_http *h);
 
 /* Stop and free. */

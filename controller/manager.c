@@ -250,9 +250,10 @@ static int healthz(struct ctl_buf *reason, void *ud)
 	return 0;
 }
 
-/* The metrics server's authorize callback: the reviewer's decision. A
- * review that failed is logged here (the service thread is a loop): it
- * means the API server is unreachable or refuses us TokenReviews. */
+/* The metrics server's authorize callback, on its worker threads: the
+ * reviewer's decision. A review that failed is logged here (the worker is
+ * a loop): it means the API server is unreachable or refuses us
+ * TokenReviews. */
 static int authorize(const char *authorization, const char *verb, const char *path, struct ctl_buf *body,
 		     void *ud)
 {
@@ -265,9 +266,18 @@ static int authorize(const char *authorization, const char *verb, const char *pa
 	return status;
 }
 
-/* The serving certificate: the mounted pair, whose paths go into o (lws
- * reads the files when the server starts), or a self-signed one made now
- * into cert. */
+/* The same from the cache alone, on the metrics server's service thread:
+ * 0 when a review is needed. */
+static int authorize_cached(const char *authorization, const char *verb, const char *path,
+			    struct ctl_buf *body, void *ud)
+{
+	struct ctl_manager *m = ud;
+	return ctl_reviewer_check_cached(m->reviewer, authorization, verb, path, body);
+}
+
+/* The serving certificate: the mounted pair, whose paths go into o (the
+ * server reads the files when it starts, and again when they change), or
+ * a self-signed one made now into cert. */
 static int metrics_tls(struct ctl_manager *m, struct ctl_http_opts *o, struct ctl_tlscert *cert, char **crt,
 		       char **key)
 {
@@ -319,6 +329,7 @@ static int start_http(struct ctl_manager *m)
 			if (!m->reviewer)
 				ctl_reviewer_new(&m->reviewer, m->client, NULL);
 			o.authorize = authorize;
+			o.authorize_cached = authorize_cached;
 			o.authorize_ud = m;
 			rc = metrics_tls(m, &o, &cert, &crt, &key);
 		}

@@ -25,7 +25,9 @@
  * The pure parts (the header, the review bodies and answers, the cache)
  * are separate functions for the unit tests. Thread safety: a reviewer
  * and its cache may be used from any thread; a review blocks its caller
- * for the API server's round trips.
+ * for the API server's round trips, so a server asks
+ * ctl_reviewer_check_cached on its event loop and ctl_reviewer_check,
+ * on a miss only, on a thread that may wait.
  */
 #ifndef CTL_REVIEW_H
 #define CTL_REVIEW_H
@@ -103,6 +105,13 @@ void ctl_reviewer_free(struct ctl_reviewer *r);
  * is appended to body (never the token). */
 int ctl_reviewer_check(struct ctl_reviewer *r, const char *authorization, const char *verb, const char *path,
 		       struct ctl_buf *body);
+
+/* The same decision when it needs no review: a malformed header (401) or
+ * a cached one (appending the same text); 0 when the API server must be
+ * asked (ctl_reviewer_check), with nothing appended. Never blocks on the
+ * network. */
+int ctl_reviewer_check_cached(struct ctl_reviewer *r, const char *authorization, const char *verb,
+			      const char *path, struct ctl_buf *body);
 
 /* Reviews asked of the API server so far (TokenReviews plus
  * SubjectAccessReviews), and decisions answered from the cache. */

@@ -17,7 +17,9 @@ RBAC:
 The rest of the suite runs the operator with --metrics-secure=false on
 127.0.0.1 (harness.start_operator), so Proc.metric() reads plain HTTP.
 """
+import hashlib
 import http.client
+import os
 import socket
 import ssl
 import subprocess
@@ -201,6 +203,86 @@ def test_mounted_certificate_is_the_one_presented(kube, emu, namespace, procs, s
     # Verified for real against the mounted certificate as the CA.
     status, body = https_get(port, "/metrics", reader, cafile=str(crt))
     assert status == 200 and "# TYPE workqueue_depth gauge" in body
+
+
+def make_pair(tmp_path, cn):
+    """(certificate PEM, key PEM): a P-256 pair for 127.0.0.1 made by openssl."""
+    crt, key = tmp_path / f"{cn}.crt", tmp_path / f"{cn}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", f"/CN={cn}",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return crt.read_text(), key.read_text()
+
+
+def kubelet_publish(volume, generation, cert_pem, key_pem):
+    """Update volume as the kubelet's AtomicWriter updates a Secret volume:
+    the files go into a new hidden directory, a new ..data symlink to it is
+    renamed over the old one (the one atomic step), tls.crt and tls.key are
+    links through ..data, and the previous directory is removed."""
+    gen = volume / f"..2026_12_07_00_00_{generation:02d}.000000000"
+    gen.mkdir(mode=0o755)
+    (gen / "tls.crt").write_text(cert_pem)
+    (gen / "tls.key").write_text(key_pem)
+    os.chmod(gen / "tls.key", 0o600)
+    data, tmp = volume / "..data", volume / "..data_tmp"
+    old = os.readlink(data) if data.is_symlink() else None
+    os.symlink(gen.name, tmp)
+    os.rename(tmp, data)
+    for name in ("tls.crt", "tls.key"):
+        if not (volume / name).is_symlink():
+            os.symlink(f"..data/{name}", volume / name)
+    if old:
+        for f in (volume / old).iterdir():
+            f.unlink()
+        (volume / old).rmdir()
+
+
+def test_rotated_certificate_is_presented_without_a_restart(kube, emu, namespace, procs, scrapers, tmp_path):
+    reader = scrapers("prometheus", bound=True)
+    volume = tmp_path / "metrics-cert"
+    volume.mkdir()
+    first, second, third = (make_pair(tmp_path, cn) for cn in ("acrpool-first", "acrpool-second", "acrpool-third"))
+    kubelet_publish(volume, 1, *first)
+    op = start_operator(kube, emu, namespace, "--metrics-cert-dir", str(volume), metrics_secure=True)
+    procs.append(op)
+    port = op.port()
+    pid = op.p.pid
+    assert presented_certificate(port)[0] == ssl.PEM_cert_to_DER_cert(first[0])
+    status, _ = https_get(port, "/metrics", reader, cafile=str(tmp_path / "acrpool-first.crt"))
+    assert status == 200
+
+    # cert-manager renews: the kubelet swaps the volume's contents.
+    kubelet_publish(volume, 2, *second)
+    second_der = ssl.PEM_cert_to_DER_cert(second[0])
+    wait_until("the renewed certificate to be presented",
+               lambda: presented_certificate(port)[0] == second_der, timeout=30)
+    # Verified for real against the new certificate only, by the same process.
+    status, body = https_get(port, "/metrics", reader, cafile=str(tmp_path / "acrpool-second.crt"))
+    assert status == 200 and "# TYPE workqueue_depth gauge" in body
+    assert op.alive() and op.p.pid == pid
+    loaded = op.find("loaded a new serving certificate")
+    assert loaded and loaded[-1]["sha256"] == hashlib.sha256(second_der).hexdigest(), loaded
+    assert loaded[-1]["certificate"] == str(volume / "tls.crt")
+
+    # A pair that does not match (the third certificate, the second key):
+    # refused and logged once the next handshake looks; the second stays.
+    kubelet_publish(volume, 3, third[0], second[1])
+    refused = "cannot load the new serving certificate; still serving the previous one"
+
+    def refusal_logged():
+        der, _ = presented_certificate(port)
+        assert der == second_der, "a mismatched pair was put in use"
+        return op.find(refused)
+
+    entries = wait_until("the mismatched pair to be refused", refusal_logged, timeout=30)
+    assert "is not the certificate's" in entries[0]["error"], entries
+    status, _ = https_get(port, "/metrics", reader, cafile=str(tmp_path / "acrpool-second.crt"))
+    assert status == 200
+    # Reported once per change, and no key material reaches the log.
+    presented_certificate(port)
+    assert len(op.find(refused)) == 1
+    text = op.text()
+    assert "PRIVATE KEY" not in text and second[1].splitlines()[1] not in text
 
 
 def test_missing_certificate_dir_is_refused_at_start(kube, emu, namespace, procs, tmp_path):

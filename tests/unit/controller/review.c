@@ -307,8 +307,44 @@ TEST(review_reviewer_failure_is_500_and_not_cached)
 	canned_stop(&s);
 }
 
+TEST(review_reviewer_cached_check_never_asks)
+{
+	struct canned_server s;
+	struct ctl_reviewer *r;
+	struct ctl_buf body = CTL_BUF_INIT;
+	uint64_t reviews, hits;
+	canned_start(&s);
+	canned_reply_to(&s, "/tokenreviews", 201, NULL, authenticated);
+	canned_reply_to(&s, "/subjectaccessreviews", 201, NULL, "{\"status\":{\"allowed\":false}}");
+	struct ctl_kube_client *c = client_for(s.base);
+	ctl_reviewer_new(&r, c, NULL);
+
+	/* Unknown: 0, nothing said, nobody asked. */
+	CHECK_INT(ctl_reviewer_check_cached(r, "Bearer t", "get", "/metrics", &body), 0);
+	CHECK_INT(body.len, 0);
+	CHECK_INT(s.nrequests, 0);
+	/* A header that needs no review is decided at once. */
+	CHECK_INT(ctl_reviewer_check_cached(r, "Basic dTpw", "get", "/metrics", &body), 401);
+	CHECK_STR(ctl_buf_str(&body), "Unauthorized\n");
+	/* Once reviewed, the cached answer, with the same text. */
+	CHECK_INT(check(r, "Bearer t", &body), 403);
+	CHECK_INT(s.nrequests, 2);
+	ctl_buf_reset(&body);
+	CHECK_INT(ctl_reviewer_check_cached(r, "Bearer t", "get", "/metrics", &body), 403);
+	CHECK_STR(ctl_buf_str(&body), "Forbidden\n");
+	CHECK_INT(s.nrequests, 2);
+	ctl_reviewer_stats(r, &reviews, &hits);
+	CHECK_INT(reviews, 2);
+	CHECK_INT(hits, 1);
+
+	ctl_reviewer_free(r);
+	ctl_kube_client_free(c);
+	ctl_buf_dispose(&body);
+	canned_stop(&s);
+}
+
 TEST_MAIN(T(review_bearer_header_parsing), T(review_token_request_body), T(review_token_answer_decides),
 	  T(review_access_request_carries_the_reviewed_user), T(review_access_answer_decides),
 	  T(review_cache_answers_until_expiry), T(review_cache_is_bounded_and_evicts_what_expires_first),
 	  T(review_reviewer_allows_then_answers_from_the_cache), T(review_reviewer_refuses),
-	  T(review_reviewer_failure_is_500_and_not_cached))
+	  T(review_reviewer_failure_is_500_and_not_cached), T(review_reviewer_cached_check_never_asks))
