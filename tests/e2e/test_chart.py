@@ -18,18 +18,39 @@ against it so the two cannot drift:
   environment) as the chart's ServiceAccount with only the chart's RBAC,
   and a pool becomes Ready with no request refused.
 
+Monitoring (issue 15, points 4 and 5), off by default: manifests/monitoring
+is the one source here too.
+
+- the chart's copies of the alert rules and the dashboard
+  (files/monitoring) are byte for byte manifests/monitoring's;
+- rendered with every monitoring value on, the chart adds exactly the
+  objects of manifests/monitoring (ServiceMonitor, PrometheusRule, the
+  binding of acrpool-metrics-reader to Prometheus, the dashboard's
+  ConfigMap), equal to them apart from the chart's labels, and changes
+  nothing else;
+- that render lints and is accepted by the real API server with the
+  Prometheus Operator's own CRDs installed (server-side dry run, strict
+  field validation), whose schemas are seen to be in force;
+- each monitoring value lands where it should (selector labels, interval,
+  runbook base URL, the binding's subject, the dashboard's label, namespace
+  and annotations), and each object comes with its own value only.
+
 Helm is built by scripts/helm.sh from the Go module proxy (the Makefile's
-e2e target builds it before the suite runs).
+e2e target builds it before the suite runs). The Prometheus Operator's CRDs
+come from the Go module proxy too (the module's example/prometheus-operator-crd,
+pinned by version and hash, kept in the Go module cache under ~/.cache/acrpool).
 """
 import copy
 import json
 import os
 import pathlib
+import re
 import subprocess
 import time
 import uuid
 
 import pytest
+import yaml
 
 from emulator import Emulator
 from harness import OPERATOR, SP_SECRET, pool_obj, setup_azure, wait_condition
@@ -39,6 +60,16 @@ from test_delivery import BASE, OVERLAY, build, ensure_namespaces, json_stream, 
 
 CHART = ROOT / "charts" / "acrpool"
 RELEASE_NS = "acrpool-system"
+MONITORING = ROOT / "manifests" / "monitoring"
+MONITORING_VALUES = ("serviceMonitor", "prometheusRule", "metricsReaderBinding", "dashboard")
+MONITORING_ON = [f"monitoring.{v}.enabled=true" for v in MONITORING_VALUES]
+
+# The Prometheus Operator release whose CRDs the monitoring objects are
+# checked against, and its module's go.sum hash: every machine tests against
+# the same bytes.
+PROM_OPERATOR = "github.com/prometheus-operator/prometheus-operator"
+PROM_OPERATOR_VERSION = "v0.85.0"
+PROM_OPERATOR_SUM = "h1:M5xLCLEoaW2IJfnuCwFzzpL+jSVQu3KGT84Pye+fW8s="
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +79,35 @@ def helm():
     return p.stdout.strip()
 
 
-def render(kube, helm, *sets, ns=RELEASE_NS, check=True):
-    """helm template of the chart as a list of objects (YAML turned into JSON
-    by kubectl, as test_delivery does for kustomize)."""
+def template(helm, *sets, ns=RELEASE_NS):
     args = [helm, "template", "acrpool", str(CHART), "-n", ns]
     for s in sets:
         args += ["--set", s]
-    p = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+def render(kube, helm, *sets, ns=RELEASE_NS, check=True):
+    """helm template of the chart as a list of objects (YAML turned into JSON
+    by kubectl, as test_delivery does for kustomize)."""
+    p = template(helm, *sets, ns=ns)
     if not check:
         return p
     assert p.returncode == 0, p.stderr
     out = kube.run("create", "--dry-run=client", "--validate=false", "-o", "json", "-f", "-", input=p.stdout).stdout
     return json_stream(out)
+
+
+def render_yaml(helm, *sets, ns=RELEASE_NS):
+    """helm template as a list of objects read with PyYAML: kubectl cannot
+    convert kinds the API server does not serve, and the monitoring objects'
+    CRDs (the Prometheus Operator's) are not installed for every test."""
+    p = template(helm, *sets, ns=ns)
+    assert p.returncode == 0, p.stderr
+    return [o for o in yaml.safe_load_all(p.stdout) if o]
+
+
+def kustomize_yaml(kube, path):
+    return [o for o in yaml.safe_load_all(kube.run("kustomize", str(path)).stdout) if o]
 
 
 def key(o):
@@ -101,6 +149,9 @@ def test_chart_lints(helm):
     p = subprocess.run([helm, "lint", "--strict", str(CHART), "--set", "watchNamespaces={ci,qa}"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
+    p = subprocess.run([helm, "lint", "--strict", str(CHART), *(a for v in MONITORING_ON for a in ("--set", v))],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_chart_crds_are_the_repository_crds():
@@ -128,15 +179,19 @@ def test_watch_namespaces_render_is_the_single_namespace_overlay(kube, helm):
     assert "--namespaces=ci,qa" in c["args"]
 
 
-@pytest.mark.parametrize("sets", [[], ["watchNamespaces={ci}"]], ids=["default", "single-namespace"])
-def test_render_accepted_by_api_server(kube, helm, sets):
-    objs = render(kube, helm, *sets)
+def prepare_release_namespace(kube, objs):
     if kube.run("get", "namespace", RELEASE_NS, check=False).returncode != 0:
         kube.run("create", "namespace", RELEASE_NS)
     # The restricted Pod Security Standard, as docs/deploy-aks.md asks of
     # the release's namespace: the API server warns if the pods break it.
     kube.run("label", "--overwrite", "namespace", RELEASE_NS, "pod-security.kubernetes.io/enforce=restricted")
     ensure_namespaces(kube, objs)
+
+
+@pytest.mark.parametrize("sets", [[], ["watchNamespaces={ci}"]], ids=["default", "single-namespace"])
+def test_render_accepted_by_api_server(kube, helm, sets):
+    objs = render(kube, helm, *sets)
+    prepare_release_namespace(kube, objs)
     p = kube.run("apply", "--dry-run=server", "-f", "-",
                  input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
     assert "deployment.apps/acrpool-controller created (server dry run)" in p.stdout or \
@@ -155,6 +210,18 @@ def test_render_accepted_by_api_server(kube, helm, sets):
     ("extraArgs={leader-elect}", "/extraArgs/0"),
     ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
     ("nope=1", "nope"),
+    ("monitoring.serviceMonitor.enabled=yes", "/monitoring/serviceMonitor/enabled"),
+    ("monitoring.serviceMonitor.interval=often", "/monitoring/serviceMonitor/interval"),
+    ("monitoring.serviceMonitor.additionalLabels.release=not a label value",
+     "/monitoring/serviceMonitor/additionalLabels/release"),
+    ("monitoring.prometheusRule.runbookBaseURL=docs/operations.md", "/monitoring/prometheusRule/runbookBaseURL"),
+    ("monitoring.prometheusRule.runbookBaseURL=https://example.com/ops.md#runbooks",
+     "/monitoring/prometheusRule/runbookBaseURL"),
+    ("monitoring.metricsReaderBinding.serviceAccount.namespace=Bad_NS",
+     "/monitoring/metricsReaderBinding/serviceAccount/namespace"),
+    ("monitoring.dashboard.label=grafana dashboard", "/monitoring/dashboard/label"),
+    ("monitoring.dashboard.namespace=Grafana", "/monitoring/dashboard/namespace"),
+    ("monitoring.grafana.enabled=true", "grafana"),
 ])
 def test_values_schema_refuses_bad_values(kube, helm, value, path):
     p = render(kube, helm, value, check=False)
@@ -194,6 +261,157 @@ def test_values_land_where_they_should(kube, helm):
     # The image tag defaults to the chart's appVersion.
     (c,) = one(render(kube, helm), "Deployment")["spec"]["template"]["spec"]["containers"]
     assert c["image"] == "acrpool-controller:0.1.0"
+
+
+# --- monitoring (manifests/monitoring as optional templates) ----------------------------------
+
+@pytest.fixture(scope="module")
+def monitoring_crds(kube, tmp_path_factory):
+    """The Prometheus Operator's ServiceMonitor and PrometheusRule CRDs in the
+    session's API server. They come from the Go module proxy (the module zip
+    holds example/prometheus-operator-crd/) into the Go module cache that
+    scripts/helm.sh builds with (~/.cache/acrpool/gomod, keyed by version),
+    so only the first run downloads; the hash pins the bytes. Cluster-scoped
+    and used by no other test: applied server-side, which is idempotent."""
+    go = subprocess.run([str(ROOT / "scripts" / "go.sh")], capture_output=True, text=True, timeout=1800)
+    assert go.returncode == 0, go.stderr
+    cache = pathlib.Path(os.environ.get("ACRPOOL_CACHE") or
+                         pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "acrpool")
+    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-modcacherw", GO111MODULE="on", GOWORK="off",
+               GOMODCACHE=os.environ.get("GOMODCACHE") or str(cache / "gomod"))
+    p = subprocess.run([go.stdout.strip(), "mod", "download", "-json", f"{PROM_OPERATOR}@{PROM_OPERATOR_VERSION}"],
+                       capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path_factory.mktemp("gomod"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    mod = json.loads(p.stdout)
+    assert mod["Sum"] == PROM_OPERATOR_SUM, mod
+    crds = pathlib.Path(mod["Dir"]) / "example" / "prometheus-operator-crd"
+    files = [a for n in ("servicemonitors", "prometheusrules")
+             for a in ("-f", str(crds / f"monitoring.coreos.com_{n}.yaml"))]
+    kube.run("apply", "--server-side", "--field-manager=acrpool-test-chart", *files)
+    kube.run("wait", "--for", "condition=Established", "--timeout=60s", *files)
+
+
+def test_chart_monitoring_files_are_manifests_monitoring():
+    """The rules and the dashboard have one source, manifests/monitoring; the
+    chart reads its copies of them as they are."""
+    files = CHART / "files" / "monitoring"
+    assert sorted(p.name for p in files.iterdir()) == ["dashboard.json", "prometheusrule.yaml"]
+    for name in ("prometheusrule.yaml", "dashboard.json"):
+        assert (files / name).read_bytes() == (MONITORING / name).read_bytes(), \
+            f"charts/acrpool/files/monitoring/{name} differs: cp manifests/monitoring/{name} {files.relative_to(ROOT)}/"
+
+
+def test_monitoring_is_off_by_default(helm):
+    objs = render_yaml(helm)
+    assert not [o for o in objs if o["kind"] in ("ServiceMonitor", "PrometheusRule")]
+    assert "acrpool-metrics-reader-prometheus" not in [o["metadata"]["name"] for o in objs]
+    assert "acrpool-grafana-dashboard" not in [o["metadata"]["name"] for o in objs]
+
+
+def test_monitoring_render_is_manifests_monitoring(kube, helm):
+    default = {key(o): o for o in render_yaml(helm)}
+    on = render_yaml(helm, *MONITORING_ON)
+    added = [o for o in on if key(o) not in default]
+    assert sorted(key(o) for o in added) == [
+        ("ClusterRoleBinding", "acrpool-metrics-reader-prometheus", None),
+        ("ConfigMap", "acrpool-grafana-dashboard", RELEASE_NS),
+        ("PrometheusRule", "acrpool-controller", RELEASE_NS),
+        ("ServiceMonitor", "acrpool-controller", RELEASE_NS),
+    ]
+    # The same objects as `kubectl apply -k manifests/monitoring`: rules,
+    # runbook URLs, scrape settings, subject, dashboard bytes, labels.
+    assert_same_objects(kustomize_yaml(kube, MONITORING), added)
+    # The ServiceMonitor finds the chart's metrics Service.
+    sm, svc = one(added, "ServiceMonitor"), one(on, "Service", "acrpool-controller-metrics")
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert sm["spec"]["endpoints"][0]["port"] in [p["name"] for p in svc["spec"]["ports"]]
+    # The binding names the chart's ClusterRole.
+    assert one(on, "ClusterRole", one(added, "ClusterRoleBinding")["roleRef"]["name"])
+    # And the rest of the release is unchanged.
+    assert {key(o): o for o in on if key(o) in default} == default
+
+
+def test_monitoring_render_accepted_by_api_server(kube, helm, monitoring_crds):
+    objs = render_yaml(helm, *MONITORING_ON)
+    prepare_release_namespace(kube, objs)
+    p = kube.run("apply", "--dry-run=server", "--validate=strict", "-f", "-",
+                 input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
+    for what in ("servicemonitor.monitoring.coreos.com/acrpool-controller",
+                 "prometheusrule.monitoring.coreos.com/acrpool-controller",
+                 "clusterrolebinding.rbac.authorization.k8s.io/acrpool-metrics-reader-prometheus",
+                 "configmap/acrpool-grafana-dashboard",
+                 "deployment.apps/acrpool-controller"):
+        assert re.search(rf"^{re.escape(what)} (created|configured|unchanged) \(server dry run\)$", p.stdout, re.M), \
+            p.stdout
+    assert "would violate PodSecurity" not in p.stderr, p.stderr
+    # The Prometheus Operator's schemas are in force, not a schema-less
+    # stand-in: a malformed rule duration and an unknown endpoint field are refused.
+    rule = copy.deepcopy(one(objs, "PrometheusRule"))
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "ten minutes"
+    p = kube.run("apply", "--dry-run=server", "-f", "-", input=json.dumps(rule), check=False)
+    assert p.returncode != 0 and "spec.groups[0].rules[0].for" in p.stderr, p.stdout + p.stderr
+    sm = copy.deepcopy(one(objs, "ServiceMonitor"))
+    sm["spec"]["endpoints"][0]["bearerToken"] = "x"
+    p = kube.run("apply", "--dry-run=server", "--validate=strict", "-f", "-", input=json.dumps(sm), check=False)
+    assert p.returncode != 0 and 'unknown field "spec.endpoints[0].bearerToken"' in p.stderr, p.stdout + p.stderr
+
+
+def test_monitoring_values_land_where_they_should(kube, helm):
+    ours = {key(o): o for o in kustomize_yaml(kube, MONITORING)}
+    objs = render_yaml(helm, *MONITORING_ON,
+                       "monitoring.serviceMonitor.additionalLabels.release=kube-prometheus-stack",
+                       "monitoring.serviceMonitor.interval=15s",
+                       "monitoring.prometheusRule.additionalLabels.release=kube-prometheus-stack",
+                       "monitoring.prometheusRule.runbookBaseURL=https://docs.example.com/acrpool/operations/",
+                       "monitoring.metricsReaderBinding.serviceAccount.name=kps-kube-prometheus-stack-prometheus",
+                       "monitoring.metricsReaderBinding.serviceAccount.namespace=observability",
+                       "monitoring.dashboard.label=dashboards", "monitoring.dashboard.labelValue=1",
+                       "monitoring.dashboard.namespace=observability",
+                       "monitoring.dashboard.annotations.grafana_folder=CI", ns="ops")
+    sm = one(objs, "ServiceMonitor")
+    assert sm["metadata"]["namespace"] == "ops"
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert sm["metadata"]["labels"]["app.kubernetes.io/name"] == "acrpool-controller"
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": ["ops"]}
+    assert sm["spec"]["endpoints"][0]["interval"] == "15s"
+
+    rule = one(objs, "PrometheusRule")
+    assert rule["metadata"]["namespace"] == "ops"
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    base = ours[("PrometheusRule", "acrpool-controller", "acrpool-system")]
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert len(alerts) == len([r for g in base["spec"]["groups"] for r in g["rules"]]) > 0
+    for r in alerts:
+        assert r["annotations"]["runbook_url"] == \
+            f"https://docs.example.com/acrpool/operations#{r['alert'].lower()}", r["alert"]
+    # Only the URLs moved.
+    for r in (r for g in [*rule["spec"]["groups"], *base["spec"]["groups"]] for r in g["rules"]):
+        r["annotations"].pop("runbook_url")
+    assert rule["spec"] == base["spec"]
+
+    binding = one(objs, "ClusterRoleBinding", "acrpool-metrics-reader-prometheus")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kps-kube-prometheus-stack-prometheus",
+                                    "namespace": "observability"}]
+
+    cm = one(objs, "ConfigMap", "acrpool-grafana-dashboard")
+    assert cm["metadata"]["namespace"] == "observability"
+    assert cm["metadata"]["labels"]["dashboards"] == "1"   # a number, written as a label's string
+    assert "grafana_dashboard" not in cm["metadata"]["labels"]
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "CI"}
+    assert json.loads(cm["data"]["acrpool.json"]) == json.loads((MONITORING / "dashboard.json").read_text())
+
+    # A label of the release's own is not overridden (nor written twice).
+    sm = one(render_yaml(helm, "monitoring.serviceMonitor.enabled=true",
+                         "monitoring.serviceMonitor.additionalLabels.app\\.kubernetes\\.io/name=other"),
+             "ServiceMonitor")
+    assert sm["metadata"]["labels"]["app.kubernetes.io/name"] == "acrpool-controller"
+
+    # Each value brings its own object and nothing else.
+    default = {key(o) for o in render_yaml(helm)}
+    for v in MONITORING_VALUES:
+        added = [key(o) for o in render_yaml(helm, f"monitoring.{v}.enabled=true") if key(o) not in default]
+        assert len(added) == 1, (v, added)
+        assert added[0] in ours, (v, added)
 
 
 # --- the operator as the chart deploys it ------------------------------------------------------

@@ -16,3 +16,16 @@ app.kubernetes.io/name: acrpool-controller
 {{- define "acrpool.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+
+{{- /* acrpool.labels plus the map .extra (a value's additionalLabels, say
+`release: <name>` for kube-prometheus-stack's selectors); on a clash the
+release's own labels win. Called with (dict "ctx" $ "extra" map). */}}
+{{- define "acrpool.labelsWith" -}}
+{{ include "acrpool.labels" .ctx }}
+{{- $own := include "acrpool.labels" .ctx | fromYaml }}
+{{- range $k, $v := .extra }}
+{{- if not (hasKey $own $k) }}
+{{ $k }}: {{ $v | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
