@@ -19,6 +19,7 @@
 #include "error.h"
 #include "log.h"
 #include "objects.h"
+#include "desired.h"
 #include "schedule/capacity.h"
 #include "xalloc.h"
 
@@ -270,25 +271,6 @@ static int release(struct pass *p, const char *reason, const char *msg)
 	return rc;
 }
 
-/* The wall clock capacity decisions use. ACRPOOL_TEST_CLOCK_FILE (tests
- * only) names a file holding the current time in epoch seconds, so the
- * end-to-end tests can move through schedule windows without waiting. */
-static long long capacity_now(void)
-{
-	const char *path = getenv("ACRPOOL_TEST_CLOCK_FILE");
-	if (path && *path) {
-		FILE *f = fopen(path, "r");
-		long long t = 0;
-		if (f) {
-			int ok = fscanf(f, "%lld", &t) == 1;
-			fclose(f);
-			if (ok && t > 0)
-				return t;
-		}
-	}
-	return (long long)time(NULL);
-}
-
 /* The pool's queue depth (listQueueStatus), or -1 when it cannot be read. */
 static int read_queue(struct pass *p)
 {
@@ -336,116 +318,42 @@ static int running_runs(struct pass *p)
 	return (int)n;
 }
 
+static int running_runs_cb(void *ud)
+{
+	return running_runs(ud);
+}
+
 struct capacity_plan {
-	struct capacity_schedule sched;
-	bool has_schedule;
-	bool has_autoscale;
-	struct capacity_autoscale_result as;
-	struct capacity_desired want;
+	struct desired_count d;      /* spec.count, countSchedule, autoscale */
 	struct capacity_quota quota;
-	int64_t requeue_ns;          /* when the decision may change by itself */
-	char message[512];
 };
 
-/* Decide the desired count from spec.count, countSchedule and autoscale,
- * then cap it by quota. Returns 0, or CTL_EINVALID with a message for a
- * schedule that cannot be evaluated (bad time zone or cron). */
+/* Decide the desired count (desired.h), then cap it by quota. Returns 0,
+ * or CTL_EINVALID with a message for a schedule that cannot be evaluated
+ * (bad time zone or cron). */
 static int plan_capacity(struct pass *p, struct capacity_plan *cp, int current, int decided, int queued,
 			 const char *tier, int other_vcpu, int quota_vcpu)
 {
-	const struct ctl_obj *obj = p->obj;
-	long long now = capacity_now();
-	int spec_count = spec_int(obj, "spec.count", 1);
-	memset(cp, 0, sizeof(*cp));
-	cp->sched.active = -1;
-
-	const cJSON *windows = ctl_obj_field(obj, "spec.countSchedule.windows");
-	if (cJSON_IsArray(windows) && cJSON_GetArraySize(windows) > 0) {
-		const char *zone = ctl_obj_string(obj, "spec.countSchedule.timeZone");
-		const struct tz *tz = NULL;
-		int rc = tz_load(&tz, zone ? zone : "UTC");
-		if (rc != 0)
-			return ctl_error_set(CTL_EINVALID, "InvalidTimeZone", "spec.countSchedule.timeZone: %s",
-					     ctl_error_last()->message);
-		size_t n = (size_t)cJSON_GetArraySize(windows), i = 0;
-		struct capacity_window *w = xcalloc(n, sizeof(*w));
-		const cJSON *it;
-		cJSON_ArrayForEach(it, windows) {
-			const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "count");
-			const cJSON *mn = cJSON_GetObjectItemCaseSensitive(it, "minCount");
-			const cJSON *mx = cJSON_GetObjectItemCaseSensitive(it, "maxCount");
-			w[i].cron = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "cron"));
-			w[i].count = cJSON_IsNumber(c) ? c->valueint : -1;
-			w[i].min_count = cJSON_IsNumber(mn) ? mn->valueint : -1;
-			w[i].max_count = cJSON_IsNumber(mx) ? mx->valueint : -1;
-			if (!w[i].cron)
-				w[i].cron = "";
-			i++;
-		}
-		rc = capacity_schedule(&cp->sched, w, n, tz, now);
-		free(w);
-		if (rc != 0)
-			return ctl_error_set(CTL_EINVALID, "InvalidSchedule", "spec.%s", ctl_error_last()->message);
-		cp->has_schedule = true;
-		if (cp->sched.next >= 0 && cp->sched.next_time > now)
-			cp->requeue_ns = (int64_t)(cp->sched.next_time - now + 1) * 1000000000LL;
-	}
-	const cJSON *auto_ = ctl_obj_field(obj, "spec.autoscale");
-	if (cJSON_IsObject(auto_)) {
-		struct capacity_autoscale_params spec = {
-			.min_count = spec_int(obj, "spec.autoscale.minCount", 0),
-			.max_count = spec_int(obj, "spec.autoscale.maxCount", 1),
-			.runs_per_instance = spec_int(obj, "spec.autoscale.runsPerInstance", 1),
-			.scale_down_delay_s = spec_int(obj, "spec.autoscale.scaleDownDelaySeconds", 300),
-		}, bounds;
-		capacity_bounds(&bounds, &spec, cp->has_schedule ? &cp->sched : NULL);
-		long long last_busy = 0;
-		const char *lb = status_str(p->status, "lastBusyTime");
-		if (lb)
-			ctl_time_parse(lb, &last_busy);
-		/* Autoscale starts from the count it decided last, not from what
-		 * Azure shows: a human's out-of-band change is drift to put back,
-		 * not capacity to keep until the scale-down delay. */
-		struct capacity_autoscale_observed o = {
-			.queued = queued,
-			.running = queued >= 0 ? running_runs(p) : -1,
-			.current = decided >= 0 ? decided : current,
-			.last_busy = last_busy,
-			.now = now,
-		};
-		capacity_autoscale(&cp->as, &bounds, &o);
-		cp->has_autoscale = true;
-		char when[32];
-		if (cp->as.last_busy > 0)
-			app_json_set_str(p->status, "lastBusyTime", ctl_time_format(cp->as.last_busy, when));
-		/* Autoscale polls the queue; a delayed scale-down falls due on
-		 * its own time. */
-		int64_t poll = p->a->opts->queue_poll_ms * 1000000LL;
-		if (cp->as.recheck_after_s > 0 && cp->as.recheck_after_s * 1000000000LL < poll)
-			poll = cp->as.recheck_after_s * 1000000000LL;
-		if (!cp->requeue_ns || poll < cp->requeue_ns)
-			cp->requeue_ns = poll;
-	} else {
-		cJSON_DeleteItemFromObjectCaseSensitive(p->status, "lastBusyTime");
-	}
-	capacity_desired(&cp->want, spec_count, cp->has_schedule ? &cp->sched : NULL,
-			 cp->has_autoscale ? &cp->as : NULL);
-	capacity_quota_cap(&cp->quota, cp->want.count, current, tier, other_vcpu, quota_vcpu);
+	struct desired_observed o = {
+		.current = current,
+		.decided = decided,
+		.queued = queued,
+		.running = running_runs_cb,
+		.running_ud = p,
+		.now = desired_now(),
+		.poll_ns = p->a->opts->queue_poll_ms * 1000000LL,
+	};
+	memset(&cp->quota, 0, sizeof(cp->quota));
+	int rc = desired_count_decide(&cp->d, p->obj, p->status, &o);
+	if (rc != 0)
+		return rc;
+	capacity_quota_cap(&cp->quota, cp->d.want.count, current, tier, other_vcpu, quota_vcpu);
 	/* Only capacity that moves by itself (schedule, autoscale) is capped
 	 * here; a fixed spec.count over quota is the plan's QuotaExceeded. */
-	if (cp->want.source == CAPACITY_SPEC)
-		cp->quota.count = cp->want.count, cp->quota.capped = false;
-
+	if (cp->d.want.source == CAPACITY_SPEC)
+		cp->quota.count = cp->d.want.count, cp->quota.capped = false;
 	if (cp->quota.capped)
-		snprintf(cp->message, sizeof(cp->message), "%s", cp->quota.message);
-	else if (cp->want.source == CAPACITY_AUTOSCALE)
-		snprintf(cp->message, sizeof(cp->message), "%s", cp->as.message);
-	else if (cp->want.source == CAPACITY_SCHEDULE && cp->sched.active >= 0)
-		snprintf(cp->message, sizeof(cp->message), "window \"%s\" in force since its last firing",
-			 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-				 cJSON_GetArrayItem(windows, cp->sched.active), "cron")));
-	else
-		snprintf(cp->message, sizeof(cp->message), "spec.count");
+		snprintf(cp->d.message, sizeof(cp->d.message), "%s", cp->quota.message);
 	return 0;
 }
 
@@ -603,8 +511,8 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		d.count = cp.quota.count;
 	} else {
 		memset(&cp, 0, sizeof(cp));
-		cp.sched.active = -1;
-		cp.want.source = CAPACITY_SPEC;
+		cp.d.sched.active = cp.d.sched.next = -1;
+		cp.d.want.source = CAPACITY_SPEC;
 	}
 	const char *drain = status_str(p.status, "drainStartedAt");
 	long long drain_t = 0;
@@ -624,23 +532,12 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 	/* Status that holds whatever the action. */
 	status_observe(&p, p.pool);
 	app_json_set_num(p.status, "desiredCount", d.count);
-	app_json_set_str(p.status, "desiredCountSource", capacity_source_name(cp.want.source));
-	if (cp.has_schedule && cp.sched.active >= 0)
-		app_json_set_str(p.status, "activeWindow", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetArrayItem(ctl_obj_field(obj, "spec.countSchedule.windows"), cp.sched.active), "cron")));
-	else
-		cJSON_DeleteItemFromObjectCaseSensitive(p.status, "activeWindow");
-	if (cp.has_schedule && cp.sched.next >= 0)
-		app_json_set_str(p.status, "nextWindowTime", ctl_time_format(cp.sched.next_time, now));
-	else
-		cJSON_DeleteItemFromObjectCaseSensitive(p.status, "nextWindowTime");
-	if (!d.deleting)
-		app_json_set_str(p.status, "capacityMessage", cp.message);
+	desired_count_status(p.status, &cp.d, obj);
 	if (o.queued_runs >= 0)
 		app_json_set_num(p.status, "queuedRuns", o.queued_runs);
 	if (p.pool && p.pool->id && o.owned)
 		app_json_set_str(p.status, "azureResourceId", p.pool->id);
-	set_pool_metrics(&p, p.pool ? o.count : -1, d.count, o.queued_runs, capacity_source_name(cp.want.source));
+	set_pool_metrics(&p, p.pool ? o.count : -1, d.count, o.queued_runs, capacity_source_name(cp.d.want.source));
 	if (act.kind != AGENTPOOL_DRAIN && act.kind != AGENTPOOL_DELETE && act.kind != AGENTPOOL_WAIT)
 		cJSON_DeleteItemFromObjectCaseSensitive(p.status, "drainStartedAt");
 
@@ -746,15 +643,15 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 			snprintf(msg, sizeof(msg), "Azure had %d instance(s)%s; set back to the declared %d",
 				 old_count, old_count == d.count ? " and other tags" : "", d.count);
 			app_event(&p.w, "Warning", "DriftCorrected", "Scale", msg);
-		} else if (cp.want.source == CAPACITY_AUTOSCALE || cp.want.source == CAPACITY_SCHEDULE ||
+		} else if (cp.d.want.source == CAPACITY_AUTOSCALE || cp.d.want.source == CAPACITY_SCHEDULE ||
 			   cp.quota.capped) {
 			/* An Event per scaling decision, with its reason. */
 			const char *why = cp.quota.capped ? "QuotaCapped"
-				: cp.want.source == CAPACITY_AUTOSCALE ? cp.as.reason : "ScheduleWindow";
-			snprintf(msg, sizeof(msg), "%d -> %d instance(s): %s", old_count, d.count, cp.message);
+				: cp.d.want.source == CAPACITY_AUTOSCALE ? cp.d.as.reason : "ScheduleWindow";
+			snprintf(msg, sizeof(msg), "%d -> %d instance(s): %s", old_count, d.count, cp.d.message);
 			app_event(&p.w, "Normal", why, "Scale", msg);
 		}
-		bool spec_event = !drift && cp.want.source == CAPACITY_SPEC;
+		bool spec_event = !drift && cp.d.want.source == CAPACITY_SPEC;
 		if (done_now) {
 			snprintf(msg, sizeof(msg), "%s pool %s has %d instance(s) as declared", d.tier, p.azure_name, d.count);
 			app_set_state(p.status, APP_READY, "Succeeded", msg, obj->generation);
@@ -804,8 +701,8 @@ int agentpool_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		}
 		break;
 	}
-	if (rc == 0 && cp.requeue_ns > 0 && (p.requeue_ns <= 0 || cp.requeue_ns < p.requeue_ns))
-		p.requeue_ns = cp.requeue_ns;
+	if (rc == 0 && cp.d.requeue_ns > 0 && (p.requeue_ns <= 0 || cp.d.requeue_ns < p.requeue_ns))
+		p.requeue_ns = cp.d.requeue_ns;
 done:
 	/* The gauges as this pass leaves the pool (after a create, scale or
 	 * delete). Not after a failure: the status was not written, and the

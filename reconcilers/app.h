@@ -47,6 +47,7 @@ struct app {
 	struct ctl_controller *pipelineagentpool_ctl;
 	/* Indexes of reference fields in the informers' stores (main.c). */
 	int ix_pool_registry, ix_task_registry, ix_task_pool, ix_run_registry, ix_run_pool, ix_run_task;
+	int ix_pap_registry;
 	/* Per-pool gauges (label namespace, name). */
 	struct ctl_metric *pool_count, *pool_desired, *pool_queued;
 };

@@ -60,6 +60,8 @@ static void registry_changed(const char *key, const struct ctl_obj *obj, void *a
 		enqueue_pools_of_registry(a, obj);
 		enqueue_referrers(a->tasks, a->task_ctl, a->ix_task_registry, obj->namespace, obj->name);
 		enqueue_referrers(a->taskruns, a->taskrun_ctl, a->ix_run_registry, obj->namespace, obj->name);
+		enqueue_referrers(a->pipelineagentpools, a->pipelineagentpool_ctl, a->ix_pap_registry, obj->namespace,
+				  obj->name);
 	}
 }
 
@@ -81,6 +83,13 @@ static void registry_update(const char *key, const struct ctl_obj *old, const st
 		enqueue_referrers(a->tasks, a->task_ctl, a->ix_task_registry, obj->namespace, obj->name);
 		enqueue_referrers(a->taskruns, a->taskrun_ctl, a->ix_run_registry, obj->namespace, obj->name);
 	}
+	/* PipelineAgentPools pull their image from the registry's login
+	 * server, which the Registry's status says (our own write). */
+	const char *was = old ? ctl_obj_string(old, "status.loginServer") : NULL;
+	const char *now = ctl_obj_string(obj, "status.loginServer");
+	if ((was == NULL) != (now == NULL) || (was && now && strcmp(was, now) != 0))
+		enqueue_referrers(a->pipelineagentpools, a->pipelineagentpool_ctl, a->ix_pap_registry, obj->namespace,
+				  obj->name);
 }
 
 static void registry_delete(const char *key, const struct ctl_obj *old, void *arg)
@@ -479,6 +488,8 @@ int main(int argc, char **argv)
 	a.ix_run_registry = ctl_store_add_index(ctl_informer_store(a.taskruns), "spec.registryRef.name");
 	a.ix_run_pool = ctl_store_add_index(ctl_informer_store(a.taskruns), "spec.build.agentPoolRef.name");
 	a.ix_run_task = ctl_store_add_index(ctl_informer_store(a.taskruns), "spec.taskRef.name");
+	a.ix_pap_registry = ctl_store_add_index(ctl_informer_store(a.pipelineagentpools),
+						"spec.aci.imagePull.registryRef.name");
 	ctl_manager_add_informer(m, "registries", a.registries);
 	ctl_manager_add_informer(m, "agentpools", a.agentpools);
 	ctl_manager_add_informer(m, "tasks", a.tasks);

@@ -23,6 +23,7 @@
 #include "azure.h"
 #include "azure/aci.h"
 #include "conditions.h"
+#include "desired.h"
 #include "devops/agentkey.h"
 #include "devops/devops.h"
 #include "error.h"
@@ -63,6 +64,8 @@ struct pass {
 	size_t nenv;
 	char **env_rv;
 	char **env_val;
+	struct ctl_obj *reg;              /* spec.aci.imagePull.registryRef's Registry, or NULL */
+	const char *pull_server;          /* the registry the image is pulled from, or NULL */
 	int64_t requeue_ns;
 	bool released;
 };
@@ -97,6 +100,7 @@ static void pass_dispose(struct pass *p)
 	wipe_free(p->pat);
 	free(p->owner);
 	cJSON_Delete(p->status);
+	ctl_obj_unref(p->reg);
 	ctl_obj_unref(p->obj);
 }
 
@@ -274,6 +278,36 @@ static int read_env_secrets(struct pass *p)
 	return 0;
 }
 
+/* The registry a private image is pulled from: spec.aci.imagePull.server,
+ * or the login server of the Registry object registryRef names (from the
+ * cache). Not there, or not known yet: Stalled, or Reconciling until the
+ * Registry's status says (its change brings this object back). */
+static int resolve_pull_server(struct pass *p)
+{
+	const struct ctl_obj *obj = p->obj;
+	const char *ref = ctl_obj_string(obj, "spec.aci.imagePull.registryRef.name");
+	char msg[700];
+	p->pull_server = ctl_obj_string(obj, "spec.aci.imagePull.server");
+	if (!ref)
+		return 0;
+	char *key = ctl_obj_key(obj->namespace, ref);
+	int rc = ctl_store_get(&p->reg, ctl_informer_store(p->a->registries), key);
+	free(key);
+	if (rc == CTL_ENOTFOUND) {
+		snprintf(msg, sizeof(msg), "Registry %s/%s (spec.aci.imagePull.registryRef) does not exist; create it",
+			 obj->namespace, ref);
+		rc = app_commit(&p->w, APP_STALLED, "RegistryRefNotFound", msg, false, "Reconcile");
+		return rc ? rc : CTL_ETERMINAL;
+	}
+	p->pull_server = ctl_obj_string(p->reg, "status.loginServer");
+	if (!p->pull_server || !*p->pull_server) {
+		snprintf(msg, sizeof(msg), "waiting for Registry %s/%s to report its login server", obj->namespace, ref);
+		rc = app_commit(&p->w, APP_PROGRESSING, "WaitingForRegistry", msg, false, "Reconcile");
+		return rc ? rc : CTL_ETERMINAL;
+	}
+	return 0;
+}
+
 /* CREATE or REPLACE index: a new key, the agent registered (or given the
  * key), then the container group PUT. */
 static int put_instance(struct pass *p, int index, struct arm_operation **op)
@@ -368,7 +402,7 @@ static int put_instance(struct pass *p, int index, struct arm_operation **op)
 		.subnet_ids = subnets,
 		.nsubnet_ids = k,
 		.identity_id = ctl_obj_string(obj, "spec.aci.imagePull.identityId"),
-		.registry_server = ctl_obj_string(obj, "spec.aci.imagePull.server"),
+		.registry_server = p->pull_server,
 	};
 	rc = arm_container_group_create(&created, op, p->conn->arm, &p->rg, &spec);
 	if (rc != 0) {
@@ -458,12 +492,13 @@ static void status_observe(struct pass *p, int *count)
 	*count = n;
 }
 
-/* queuedJobs and jobsCompleted from one job request LIST. */
-static void status_jobs(struct pass *p)
+/* queuedJobs and jobsCompleted from one job request LIST. Returns the
+ * queued count (what autoscale decides from), -1 when it cannot be read. */
+static int status_jobs(struct pass *p)
 {
 	struct devops_jobrequest_list l = {0};
 	if (devops_jobrequests_list(&l, p->dc, p->pool_id, 200) != 0)
-		return; /* the figures wait for the next pass */
+		return -1; /* the figures wait for the next pass */
 	int64_t *ids = xcalloc(p->agents.n + 1, sizeof(*ids));
 	size_t n = 0;
 	for (size_t i = 0; i < p->agents.n; i++)
@@ -483,6 +518,40 @@ static void status_jobs(struct pass *p)
 	app_json_set_num(p->status, "jobsCompleted", done);
 	free(ids);
 	devops_jobrequest_list_dispose(&l);
+	return jc.queued;
+}
+
+/* Jobs running on the pool, for autoscale: our agents that hold one
+ * (each agent runs one job at a time). */
+static int busy_agents(void *ud)
+{
+	const struct pass *p = ud;
+	int busy = 0;
+	for (size_t i = 0; i < p->agents.n; i++)
+		busy += p->agents.items[i].busy && pipelineagentpool_index(p->prefix, p->agents.items[i].name) >= 0;
+	return busy;
+}
+
+/* REGISTER: the placeholder agent of a pool scaled to zero. It never runs,
+ * so its key is thrown away; a later CREATE at its index gives it a new
+ * one with the container that runs it. */
+static int register_placeholder(struct pass *p, int index)
+{
+	struct agentkey *key = NULL;
+	struct devops_agent got = {0};
+	char *name = xasprintf("%s-%d", p->prefix, index);
+	int rc = agentkey_generate(&key, 0);
+	if (rc == 0) {
+		rc = devops_agent_add(&got, p->dc, p->pool_id, name, key);
+		if (rc == CTL_ECONFLICT)
+			rc = 0; /* registered since our list: the next pass sees it */
+		else if (rc != 0)
+			rc = devops_failure(p, rc, "registering the placeholder agent failed");
+	}
+	devops_agent_dispose(&got);
+	agentkey_free(key);
+	free(name);
+	return rc;
 }
 
 /* Whether what Azure reports of a group (from the LIST) is what the spec
@@ -536,6 +605,9 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 		rc = release(&p, "Orphaned", "deletionPolicy is Orphan: container groups and agents are left in place");
 		goto done;
 	}
+
+	if (!d.deleting && (rc = resolve_pull_server(&p)) != 0)
+		goto done;
 
 	/* Azure DevOps: credential, pool, agents. */
 	if ((rc = devops_connect(&p)) != 0)
@@ -629,20 +701,44 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 		inst[k].agent_enabled = ag->enabled;
 		inst[k].agent_busy = ag->busy;
 	}
-	pipelineagentpool_plan(&d, inst, n, &plan);
-
+	/* The count: spec.count, a countSchedule window, or autoscale from
+	 * the job requests queued for the pool and the agents busy. */
 	int count = 0;
 	const cJSON *pd = cJSON_GetObjectItemCaseSensitive(p.status, "desiredCount");
 	int prev_desired = cJSON_IsNumber(pd) ? pd->valueint : -1;
-	if (!d.deleting && prev_desired >= 0 && prev_desired != d.count) {
-		snprintf(msg, sizeof(msg), "scaling from %d to %d instance(s)", prev_desired, d.count);
-		app_event(&p.w, "Normal", "Scaled", "Scale", msg);
-	}
+	struct desired_count dc;
+	memset(&dc, 0, sizeof(dc));
 	if (!d.deleting) {
 		status_observe(&p, &count);
+		const char *src = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p.status, "desiredCountSource"));
+		struct desired_observed o = {
+			.current = count,
+			.decided = src && !strcmp(src, "Autoscale") ? prev_desired : -1,
+			.queued = status_jobs(&p),
+			.running = busy_agents,
+			.running_ud = &p,
+			.now = desired_now(),
+			.poll_ns = a->opts->queue_poll_ms * 1000000LL,
+		};
+		if (desired_count_decide(&dc, obj, p.status, &o) != 0) {
+			const struct ctl_error *e = ctl_error_last();
+			char reason[128];
+			snprintf(msg, sizeof(msg), "%s", e->message);
+			snprintf(reason, sizeof(reason), "%s", e->reason);
+			rc = app_commit(&p.w, APP_STALLED, reason, msg, false, "Reconcile");
+			goto done;
+		}
+		d.count = dc.want.count;
+		d.placeholder = d.count == 0 && dc.want.source != CAPACITY_SPEC;
+		desired_count_status(p.status, &dc, obj);
 		app_json_set_num(p.status, "desiredCount", d.count);
-		status_jobs(&p);
+		if (prev_desired >= 0 && prev_desired != d.count) {
+			snprintf(msg, sizeof(msg), "%d -> %d instance(s): %s", prev_desired, d.count, dc.message);
+			app_event(&p.w, "Normal", dc.want.source == CAPACITY_AUTOSCALE ? dc.as.reason
+				  : dc.want.source == CAPACITY_SCHEDULE ? "ScheduleWindow" : "Scaled", "Scale", msg);
+		}
 	}
+	pipelineagentpool_plan(&d, inst, n, &plan);
 
 	/* Apply the steps. */
 	int64_t op_delay = 0;
@@ -674,6 +770,9 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 			if ((rc = arm_container_group_delete(&op, p.conn->arm, &p.rg, name)) != 0)
 				rc = aci_failure(&p, rc, "deleting the container group failed");
 			removed += rc == 0;
+			break;
+		case PIPELINEAGENTPOOL_REGISTER:
+			rc = register_placeholder(&p, st->index);
 			break;
 		case PIPELINEAGENTPOOL_REMOVE_AGENT:
 			if (ag && (rc = devops_agent_delete(p.dc, p.pool_id, ag->id)) != 0)
@@ -717,6 +816,9 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 		rc = app_commit(&p.w, APP_PROGRESSING, plan.reason, plan.message, false, "Reconcile");
 		break;
 	}
+	/* A schedule window or a delayed scale-down falls due on its own time. */
+	if (rc == 0 && !p.released && dc.requeue_ns > 0 && (p.requeue_ns <= 0 || dc.requeue_ns < p.requeue_ns))
+		p.requeue_ns = dc.requeue_ns;
 done:
 	if (rc == 0 && p.requeue_ns > 0)
 		out->requeue_after_ns = p.requeue_ns;

@@ -14,7 +14,7 @@
 
 const char *pipelineagentpool_step_name(enum pipelineagentpool_step_kind kind)
 {
-	static const char *names[] = {"create", "replace", "disable", "enable", "delete", "remove-agent"};
+	static const char *names[] = {"create", "replace", "disable", "enable", "delete", "remove-agent", "register"};
 	return names[kind];
 }
 
@@ -128,9 +128,9 @@ void pipelineagentpool_plan(const struct pipelineagentpool_desired *d,
 	memset(p, 0, sizeof(*p));
 	p->failed_index = -1;
 	int count = d->count > 0 ? d->count : 0;
-	/* Each instance takes at most two steps (delete and remove its agent)
-	 * and each create one. */
-	p->steps = xcalloc(2 * n + (size_t)count + 1, sizeof(*p->steps));
+	/* Each instance takes at most two steps (delete and remove its agent),
+	 * each create one, and the placeholder's register one. */
+	p->steps = xcalloc(2 * n + (size_t)count + 2, sizeof(*p->steps));
 	if (d->deleting) {
 		plan_delete(d, in, n, p);
 		return;
@@ -145,6 +145,12 @@ void pipelineagentpool_plan(const struct pipelineagentpool_desired *d,
 		if (in[k].group_found && !deleting(&in[k]))
 			kept[nkept++] = &in[k];
 	qsort(kept, nkept, sizeof(*kept), by_removal);
+	/* At zero, the placeholder: the lowest-index agent stays. */
+	int keep = -1;
+	if (d->placeholder && count == 0)
+		for (size_t k = 0; k < n; k++)
+			if (in[k].agent_found && (keep < 0 || in[k].index < keep))
+				keep = in[k].index;
 	size_t surplus = nkept > (size_t)count ? nkept - (size_t)count : 0;
 	size_t removing = 0, draining = 0, provisioning = 0, creating = 0, rolling = 0;
 	for (size_t k = 0; k < surplus; k++) {
@@ -160,7 +166,7 @@ void pipelineagentpool_plan(const struct pipelineagentpool_desired *d,
 		} else {
 			add(p, PIPELINEAGENTPOOL_DELETE, i->index);
 			removing++;
-			if (i->agent_found)
+			if (i->agent_found && i->index != keep)
 				add(p, PIPELINEAGENTPOOL_REMOVE_AGENT, i->index);
 		}
 	}
@@ -245,8 +251,22 @@ void pipelineagentpool_plan(const struct pipelineagentpool_desired *d,
 	for (size_t k = 0; k < n; k++) {
 		const struct pipelineagentpool_instance *i = &in[k];
 		bool coming = i->index >= 0 && (size_t)i->index < n + (size_t)count && created[i->index];
-		if (i->agent_found && !i->group_found && !coming)
+		if (!i->agent_found || i->group_found || coming)
+			continue;
+		if (i->index != keep)
 			add(p, PIPELINEAGENTPOOL_REMOVE_AGENT, i->index);
+		else if (!i->agent_enabled)
+			add(p, PIPELINEAGENTPOOL_ENABLE, i->index); /* offline and enabled: jobs queue */
+	}
+	if (d->placeholder && count == 0 && keep < 0) {
+		/* No agent left: register one under the lowest name no group holds. */
+		int index = 0;
+		for (bool taken = true; taken; index += taken) {
+			taken = false;
+			for (size_t k = 0; k < n && !taken; k++)
+				taken = in[k].index == index && in[k].group_found;
+		}
+		add(p, PIPELINEAGENTPOOL_REGISTER, index);
 	}
 	free(created);
 	free(leaving);

@@ -28,6 +28,12 @@
  *      service, so all of them are replaced at once.
  *   5. Agents with no container group (left by a failed delete or by hand)
  *      are removed, so no offline agents pile up in the Azure DevOps pool.
+ *   6. Scaled to zero by autoscale or a schedule (placeholder), one agent
+ *      stays registered, enabled and offline, with no container group:
+ *      Azure DevOps fails a job at once when its pool has no agent at all,
+ *      but queues it while an offline one exists, and the queue is what
+ *      brings instances back. The lowest-index agent is kept, or one is
+ *      registered when none is left.
  */
 #ifndef PIPELINEAGENTPOOL_PLAN_H
 #define PIPELINEAGENTPOOL_PLAN_H
@@ -39,6 +45,7 @@ struct pipelineagentpool_desired {
 	int count;           /* the effective desired count (spec, schedule or autoscale) */
 	bool deleting;       /* metadata.deletionTimestamp is set */
 	bool orphan;         /* deletionPolicy: Orphan */
+	bool placeholder;    /* at count 0, keep one offline agent (policy 6) */
 };
 
 /* One index's container group and agent, as observed. Either may be absent. */
@@ -59,6 +66,7 @@ enum pipelineagentpool_step_kind {
 	PIPELINEAGENTPOOL_ENABLE,       /* put a disabled agent that is wanted back in service */
 	PIPELINEAGENTPOOL_DELETE,       /* DELETE the container group */
 	PIPELINEAGENTPOOL_REMOVE_AGENT, /* delete the agent from the Azure DevOps pool */
+	PIPELINEAGENTPOOL_REGISTER,     /* register the placeholder agent, with no container group */
 };
 
 struct pipelineagentpool_step {

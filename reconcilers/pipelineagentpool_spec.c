@@ -72,6 +72,12 @@ void pipelineagentpool_template_hash(char out[17], const cJSON *aci, const char 
 	const cJSON *pull = cJSON_GetObjectItemCaseSensitive(aci, "imagePull");
 	if (cJSON_IsObject(pull)) {
 		feed(ctx, "pull.server", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pull, "server")));
+		/* Only when set: a hash that moved for every existing object
+		 * would roll every instance on an operator upgrade. */
+		const char *ref = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(pull, "registryRef"), "name"));
+		if (ref)
+			feed(ctx, "pull.registryRef", ref);
 		feed(ctx, "pull.identity", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pull, "identityId")));
 	}
 	size_t i = 0;

@@ -9,13 +9,15 @@ status. The PAT is known to the test; an agent key is base64 of a JSON
 object that starts with {"ContainerName" (agentkey.c), so its base64 and
 its JSON are looked for."""
 import base64
+import calendar
 import json
+import time
 import uuid
 
 import pytest
 
 from emulator import CLIENT, RG, SUB, TENANT, Emulator
-from harness import SP_SECRET, events, start_operator, wait_condition, wait_event
+from harness import SP_SECRET, events, registry_obj, start_operator, wait_condition, wait_event
 from procs import wait_until
 
 ORG = "contoso"
@@ -105,8 +107,8 @@ def env(emu, kube, namespace):
 def operator(kube, env, namespace):
     procs = []
 
-    def start(*extra):
-        p = start_operator(kube, env.emu, namespace, "--queue-poll-interval", "1s", *extra)
+    def start(*extra, env_vars=None):
+        p = start_operator(kube, env.emu, namespace, "--queue-poll-interval", "1s", *extra, env=env_vars)
         procs.append(p)
         return p
 
@@ -319,3 +321,103 @@ def test_group_changed_by_hand_is_put_back(kube, namespace, env, operator):
     wait_until("agents-0 created again", lambda: "agents-0" in puts(), timeout=60)
     wait_ready(kube, namespace, count=2)
     assert env.groups() == ["agents-0", "agents-1"]
+
+
+def test_autoscale_from_zero_to_the_queue_and_back_keeps_a_placeholder(kube, namespace, env, operator):
+    """autoscale scales with the pool's queued job requests, to and from
+    zero. At zero one agent stays registered, offline, with no container
+    group: Azure DevOps fails a job at once in a pool with no agent (the
+    emulator does too), so without it the queue that should bring agents
+    back would never fill."""
+    operator()
+    obj = env.obj(count=None, autoscale={"minCount": 0, "maxCount": 3, "scaleDownDelaySeconds": 2})
+    del obj["spec"]["count"]
+    kube.apply(obj, namespace)
+    s = wait_ready(kube, namespace, count=0)
+    assert s["desiredCount"] == 0 and s["desiredCountSource"] == "Autoscale", s
+    placeholder = wait_until("a placeholder agent", lambda: env.agents() if len(env.agents()) == 1 else None,
+                             timeout=30)
+    assert placeholder[0]["name"] == "agents-0" and placeholder[0]["status"] == "offline"
+    assert placeholder[0]["enabled"] and env.groups() == []
+
+    env.queue(3, 3)
+    assert all(j["state"] != "finished" for j in env.jobs()), "the placeholder should keep jobs queued"
+    wait_until("scaled to 3", lambda: status(kube, namespace).get("desiredCount") == 3, timeout=30)
+
+    def all_finished():
+        jobs = env.jobs()
+        return jobs if all(j["state"] == "finished" for j in jobs) else None
+    jobs = wait_until("3 jobs finished", all_finished, timeout=120)
+    assert [j["result"] for j in jobs] == ["succeeded"] * 3, jobs
+    assert len({(j["ranIn"]["containerGroup"], j["ranIn"]["start"]) for j in jobs}) == 3
+
+    # Idle past the delay: back to zero, the placeholder left behind.
+    s = wait_until("back to zero", lambda: (lambda s: s if s.get("desiredCount") == 0 and s.get("count") == 0
+                                            and any(c["type"] == "Ready" and c["status"] == "True"
+                                                    for c in s.get("conditions", [])) else None)(
+        status(kube, namespace)), timeout=120)
+    wait_until("no group left", lambda: env.groups() == [], timeout=60)
+    left = wait_until("one agent left", lambda: env.agents() if len(env.agents()) == 1 else None, timeout=60)
+    assert left[0]["enabled"] and left[0]["status"] == "offline"
+    assert s["lastBusyTime"] and s["capacityMessage"]
+    wait_event(kube, namespace, "agents", "ScaleUp")
+    wait_event(kube, namespace, "agents", "ScaleDown")
+    # Queued again: the pool comes back from zero.
+    env.queue(1, 1)
+    wait_until("scaled to 1", lambda: status(kube, namespace).get("desiredCount") == 1, timeout=30)
+    job = wait_until("the job ran", lambda: (lambda j: j if j["state"] == "finished" else None)(env.jobs()[-1]),
+                     timeout=90)
+    assert job["result"] == "succeeded", job
+
+
+def test_count_schedule_windows_set_the_count(kube, namespace, env, operator, tmp_path):
+    """countSchedule as on AgentPool: weekdays 08:00 two agents, 19:00
+    none (with the placeholder kept), read in the declared time zone; the
+    operator's clock comes from ACRPOOL_TEST_CLOCK_FILE."""
+    clock = tmp_path / "clock"
+
+    def at(text):  # a UTC wall time
+        clock.write_text(str(calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M"))))
+    at("2026-12-08 09:30")  # Tuesday 10:30 in Amsterdam (CET, UTC+1)
+    operator(env_vars={"ACRPOOL_TEST_CLOCK_FILE": str(clock)})
+    kube.apply(env.obj(count=1, countSchedule={"timeZone": "Europe/Amsterdam", "windows": [
+        {"cron": "0 8 * * 1-5", "count": 2}, {"cron": "0 19 * * 1-5", "count": 0}]}), namespace)
+    s = wait_ready(kube, namespace, count=2)
+    assert s["desiredCountSource"] == "Schedule" and s["activeWindow"] == "0 8 * * 1-5", s
+    assert s["nextWindowTime"] == "2026-12-08T18:00:00Z", s
+    row = kube.run("get", "pap", "agents", "-n", namespace, "-o", "wide", "--no-headers").stdout
+    assert "Schedule" in row, row
+
+    at("2026-12-08 18:30")  # 19:30 in Amsterdam: the night window
+    s = wait_until("night: zero", lambda: (lambda s: s if s.get("desiredCount") == 0 and s.get("count") == 0
+                                           else None)(status(kube, namespace)), timeout=90)
+    assert s["activeWindow"] == "0 19 * * 1-5" and s["nextWindowTime"] == "2026-12-09T07:00:00Z", s
+    wait_until("the placeholder only", lambda: env.groups() == [] and len(env.agents()) == 1, timeout=60)
+    wait_event(kube, namespace, "agents", "ScheduleWindow")
+
+
+def test_image_pulled_from_a_registry_object(kube, namespace, env, operator):
+    """imagePull.registryRef: the login server comes from a Registry object
+    (say, the one whose weekly Task builds the agent image), pulled with the
+    declared user-assigned identity. Before that Registry exists the pool
+    is Stalled naming it; its creation brings the pool on, with nothing
+    else to do."""
+    operator()
+    ident = (f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ManagedIdentity/"
+             "userAssignedIdentities/agent-pull")
+    obj = env.obj(count=1)
+    obj["spec"]["aci"]["imagePull"] = {"registryRef": {"name": "myregistry"}, "identityId": ident}
+    kube.apply(obj, namespace)
+    wait_condition(kube, "pipelineagentpool", "agents", namespace, "Stalled", reason="RegistryRefNotFound")
+    assert env.groups() == []
+    env.emu.registry(SUB, RG, "myregistry", sku="Premium")
+    kube.apply(registry_obj(), namespace)
+    wait_ready(kube, namespace, count=1)
+    login = kube.get("registry", "myregistry", namespace)["status"]["loginServer"]
+    put = env.emu.requests(method="PUT", path_contains="/containerGroups/agents-0")[0]["body"]
+    assert put["properties"]["imageRegistryCredentials"] == [{"server": login, "identity": ident}], put
+    assert list(put["identity"]["userAssignedIdentities"]) == [ident], put
+    # Both forms at once, or neither, is refused by the API server.
+    obj["spec"]["aci"]["imagePull"]["server"] = login
+    p = kube.run("apply", "-n", namespace, "-f", "-", input=json.dumps(obj), check=False)
+    assert p.returncode != 0 and "exactly one of server and registryRef" in p.stderr, p.stderr

@@ -87,6 +87,8 @@ def default_settings():
         "agentTokenLifetimeSeconds": 3600,
         "jobDurationSeconds": 2.0,     # default for queued jobs
         "jobResult": "succeeded",      # default for queued jobs
+        # The service fails a job at once in a pool with no agent at all.
+        "failJobsWithoutAgent": True,
     }
 
 
@@ -225,6 +227,7 @@ class Job:
         self.ran_in = None         # container the assigned session reported
         self.session_id = None
         self.renewals = 0
+        self.error = None          # why the service failed it without an agent
 
     @property
     def state(self):
@@ -698,8 +701,24 @@ class DevOps:
         self._revoke_tokens(agent)
         if agent.assigned is not None and agent.assigned.result is None:
             self._finish(agent.assigned, "abandoned", time.time())
+        pool = agent.pool
         del org.agents[agent.id]
+        self._fail_if_no_agent(pool)
         self.cond.notify_all()
+
+    def _fail_if_no_agent(self, pool):
+        """Azure Pipelines fails a job at once when its pool has no agent at
+        all ("No agent found in pool ... which satisfies the specified
+        demands"); an offline or disabled agent is enough for it to wait
+        ("All eligible agents are disabled or offline"). Scaling to zero
+        therefore has to leave one agent registered (KEDA's placeholder)."""
+        if pool.agents() or not self.settings["failJobsWithoutAgent"]:
+            return
+        now = time.time()
+        for job in pool.org.jobs.values():
+            if job.pool is pool and job.agent is None and job.result is None:
+                job.error = f"No agent found in pool {pool.name} which satisfies the specified demands"
+                self._finish(job, "failed", now)
 
     def _revoke_tokens(self, agent):
         for tok in [t for t, i in self.agent_tokens.items() if i["agent"] is agent]:
@@ -1108,6 +1127,7 @@ class DevOps:
             job = Job(pool, rid, str(body.get("name") or f"Job {rid}"), duration, result, rid)
             org.jobs[rid] = job
             made.append(job)
+        self._fail_if_no_agent(pool)
         self.cond.notify_all()
         return Reply(201, {"value": [self._describe_job(j) for j in made]})
 
@@ -1144,7 +1164,8 @@ class DevOps:
                 "queueTime": iso(job.queue_time),
                 "assignTime": iso(job.assign_time) if job.assign_time else None,
                 "finishTime": iso(job.finish_time) if job.finish_time else None,
-                "renewals": job.renewals, "agent": dict(job.agent_ref) if job.agent_ref else None,
+                "renewals": job.renewals, "error": job.error,
+                "agent": dict(job.agent_ref) if job.agent_ref else None,
                 "ranIn": dict(job.ran_in) if job.ran_in else None}
 
     def describe_jobs(self, org_name=None, pool_name=None):

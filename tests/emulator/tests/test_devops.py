@@ -101,6 +101,10 @@ def dv(client):
     for token, scopes in ((PAT_MANAGE, ["vso.agentpools_manage"]), (PAT_READ, ["vso.agentpools"]),
                           (PAT_OTHER, ["vso.build"])):
         client.control("POST", f"devops/orgs/{ORG}/pats", {"token": token, "scopes": scopes})
+    # These tests of locks, sessions and the simulated agent queue their
+    # jobs before any agent exists, which the service would fail at once
+    # (test_a_pool_with_no_agent_fails_jobs_at_once_... turns it back on).
+    client.control("PATCH", "devops/settings", {"failJobsWithoutAgent": False})
     return DevOpsClient(client)
 
 
@@ -306,15 +310,15 @@ def open_session(dv, key, name="agent-0"):
 
 
 def test_jobrequests_queued_assigned_finished(dv, key):
+    # An agent first: a pool with none fails a job at once (next test).
+    agent, bearer, pid, session = open_session(dv, key)
     dv.queue(2, duration=5)
-    pid = dv.pool_id()
     r = dv.call("GET", f"distributedtask/pools/{pid}/jobrequests", auth=PAT_READ)
     assert r.status == 200 and r.json["count"] == 2
     for job in r.json["value"]:
         assert {"requestId", "queueTime", "serviceOwner", "hostId", "scopeId", "planType", "planId", "jobId",
                 "definition", "owner", "data", "poolId", "orchestrationId", "matchesAllAgentsInPool"} <= set(job)
         assert not {"assignTime", "receiveTime", "finishTime", "result", "reservedAgent", "lockedUntil"} & set(job)
-    agent, bearer, pid, session = open_session(dv, key)
     assert dv.call("GET", f"distributedtask/pools/{pid}/agents/{agent['id']}").json["status"] == "online"
 
     r = dv.call("GET", f"distributedtask/pools/{pid}/messages", auth=bearer, query={"sessionId": session})
@@ -369,6 +373,25 @@ def test_jobrequests_queued_assigned_finished(dv, key):
     assert described[rid]["ranIn"] == {"ownerName": "host-1", "containerGroupId": None,
                                        "containerGroup": "cg-1", "container": "agent", "start": 4}
     assert described[other["requestId"]]["state"] == "queued"
+
+
+def test_a_pool_with_no_agent_fails_jobs_at_once_and_an_offline_one_keeps_them(dv, key):
+    """What scaling to zero has to respect: Azure Pipelines fails a job at
+    once when its pool has no agent at all, and queues it while an
+    offline (or disabled) one is registered."""
+    dv.c.control("PATCH", "devops/settings", {"failJobsWithoutAgent": True})
+    failed = dv.queue(1, duration=5)[0]
+    assert failed["state"] == "finished" and failed["result"] == "failed"
+    assert "No agent found in pool" in failed["error"]
+    agent, bearer, pid, session = open_session(dv, key)
+    assert dv.call("DELETE", f"distributedtask/pools/{pid}/sessions/{session}", auth=bearer).status == 204
+    assert dv.call("GET", f"distributedtask/pools/{pid}/agents/{agent['id']}").json["status"] == "offline"
+    waiting = dv.queue(1, duration=5)[0]
+    assert waiting["state"] == "queued"
+    # The last agent removed: what waited fails the same way.
+    assert dv.call("DELETE", f"distributedtask/pools/{pid}/agents/{agent['id']}", auth=PAT_MANAGE).status == 204
+    after = {j["requestId"]: j for j in dv.jobs()}[waiting["requestId"]]
+    assert after["result"] == "failed" and "No agent found" in after["error"]
 
 
 def test_session_rules_and_long_poll(dv, key):
@@ -532,6 +555,37 @@ def test_agent_sim_stop_cancels_the_running_job(dv):
     ctx["stop"].set()
     t.join(timeout=3)
     assert not t.is_alive()
+
+
+def test_agent_sim_start_seconds_keeps_the_agent_offline_that_long(dv):
+    """AGENT_SIM_START_SECONDS: the agent makes no request (so stays offline)
+    until that long after its container started; a stop meanwhile ends it."""
+    def online():
+        return [a for a in dv.c.control("GET", f"devops/orgs/{ORG}/pools/{POOL}")["agents"]
+                if a["status"] == "online"]
+    ctx, logs = make_ctx(dv, "agent-0", AGENT_SIM_START_SECONDS="1.5")
+    t = threading.Thread(target=agent_sim.run_agent, args=(ctx,))
+    started = time.monotonic()
+    t.start()
+    wait_for(online, what="agent online")
+    assert time.monotonic() - started >= 1.5
+    ctx["stop"].set()
+    t.join(timeout=5)
+    assert not t.is_alive()
+    # Stopped while starting: no request at all, exit 0, promptly.
+    dv.c.control("DELETE", "requests")
+    ctx, logs = make_ctx(dv, "agent-1", AGENT_SIM_START_SECONDS="30")
+    box = {}
+    t = threading.Thread(target=lambda: box.update(rc=agent_sim.run_agent(ctx)))
+    t.start()
+    time.sleep(0.3)  # let it enter its start; the stop below is what is tested
+    stopped = time.monotonic()
+    ctx["stop"].set()
+    t.join(timeout=3)
+    assert not t.is_alive() and time.monotonic() - stopped < 2 and box["rc"] == 0
+    assert not [r for r in dv.c.control("GET", "requests")["value"] if r["path"].startswith("/devops/")]
+    ctx, logs = make_ctx(dv, "agent-2", AGENT_SIM_START_SECONDS="soon")
+    assert agent_sim.run_agent(ctx) == 2 and "AGENT_SIM_START_SECONDS" in logs[0]
 
 
 def test_agent_sim_pre_registered_mode(dv, monkeypatch):

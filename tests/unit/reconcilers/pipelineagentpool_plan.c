@@ -40,10 +40,10 @@ static struct pipelineagentpool_instance in_state(struct pipelineagentpool_insta
 /* The plan as "outcome reason: step:index ...", so one CHECK_STR says it all. */
 static char result[1024];
 
-static const char *plan(int count, bool deleting, bool orphan, const struct pipelineagentpool_instance *in,
-			size_t n)
+static const char *plan_with(const struct pipelineagentpool_desired *dp, const struct pipelineagentpool_instance *in,
+			     size_t n)
 {
-	struct pipelineagentpool_desired d = {.count = count, .deleting = deleting, .orphan = orphan};
+	struct pipelineagentpool_desired d = *dp;
 	struct pipelineagentpool_plan p;
 	pipelineagentpool_plan(&d, in, n, &p);
 	int len = snprintf(result, sizeof(result), "%s %s:", pipelineagentpool_outcome_name(p.outcome), p.reason);
@@ -52,6 +52,26 @@ static const char *plan(int count, bool deleting, bool orphan, const struct pipe
 				pipelineagentpool_step_name(p.steps[k].kind), p.steps[k].index);
 	pipelineagentpool_plan_dispose(&p);
 	return result;
+}
+
+static const char *plan(int count, bool deleting, bool orphan, const struct pipelineagentpool_instance *in,
+			size_t n)
+{
+	struct pipelineagentpool_desired d = {.count = count, .deleting = deleting, .orphan = orphan};
+	return plan_with(&d, in, n);
+}
+
+/* Scaled to zero by autoscale or a schedule: one offline agent stays. */
+static const char *plan_zero(const struct pipelineagentpool_instance *in, size_t n)
+{
+	struct pipelineagentpool_desired d = {.count = 0, .placeholder = true};
+	return plan_with(&d, in, n);
+}
+
+/* An agent whose container group is gone. */
+static struct pipelineagentpool_instance agent_only(int index, bool enabled)
+{
+	return (struct pipelineagentpool_instance){.index = index, .agent_found = true, .agent_enabled = enabled};
 }
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -200,6 +220,43 @@ TEST(plan_deletion_with_orphan_policy_touches_nothing)
 	CHECK_STR(plan(2, true, true, in, N(in)), "release Orphaned:");
 }
 
+TEST(plan_scale_to_zero_keeps_the_lowest_agent_registered_as_a_placeholder)
+{
+	/* Out of service first, busy ones drain; then the groups go, and the
+	 * lowest agent stays (its group deleted, the agent not removed). */
+	struct pipelineagentpool_instance in[] = {serving(0), busy(1), serving(2)};
+	CHECK_STR(plan_zero(in, N(in)), "working Scaling: disable:2 disable:0 disable:1");
+	struct pipelineagentpool_instance off[] = {disabled(serving(0)), disabled(busy(1)), disabled(serving(2))};
+	CHECK_STR(plan_zero(off, N(off)), "working Scaling: delete:2 remove-agent:2 delete:0");
+	/* Its group gone, the placeholder is enabled again: offline and
+	 * enabled, jobs queue for it instead of failing. */
+	struct pipelineagentpool_instance left[] = {agent_only(0, false)};
+	CHECK_STR(plan_zero(left, N(left)), "working Updating: enable:0");
+	struct pipelineagentpool_instance rest[] = {agent_only(0, true)};
+	CHECK_STR(plan_zero(rest, N(rest)), "ready Succeeded:");
+	/* Without the placeholder (spec.count: 0) every agent goes. */
+	CHECK_STR(plan(0, false, false, rest, N(rest)), "working Updating: remove-agent:0");
+}
+
+TEST(plan_scale_to_zero_registers_a_placeholder_when_no_agent_is_left)
+{
+	CHECK_STR(plan_zero(NULL, 0), "working Updating: register:0");
+	/* Not under a name whose group is still being deleted. */
+	struct pipelineagentpool_instance going = in_state(serving(0), "Deleting");
+	going.agent_found = false;
+	struct pipelineagentpool_instance in[] = {going};
+	CHECK_STR(plan_zero(in, N(in)), "working Updating: register:1");
+	/* Two leftovers: the lowest stays, the other is removed. */
+	struct pipelineagentpool_instance two[] = {agent_only(3, true), agent_only(1, true)};
+	CHECK_STR(plan_zero(two, N(two)), "working Updating: remove-agent:3");
+}
+
+TEST(plan_scale_up_from_zero_puts_the_placeholder_back_in_a_container)
+{
+	struct pipelineagentpool_instance in[] = {agent_only(0, true)};
+	CHECK_STR(plan(2, false, false, in, N(in)), "working Scaling: create:0 create:1");
+}
+
 TEST_MAIN(T(plan_creates_every_instance_from_nothing), T(plan_is_ready_when_every_instance_serves),
 	  T(plan_scale_down_disables_an_idle_agent_before_a_busy_one),
 	  T(plan_scale_down_deletes_only_a_disabled_idle_instance_and_its_agent),
@@ -212,4 +269,7 @@ TEST_MAIN(T(plan_creates_every_instance_from_nothing), T(plan_is_ready_when_ever
 	  T(plan_scale_down_removes_a_failed_instance_first),
 	  T(plan_removes_leftover_agents_but_not_one_about_to_be_replaced),
 	  T(plan_waits_for_instances_being_created), T(plan_deletion_removes_everything_then_releases),
-	  T(plan_deletion_with_orphan_policy_touches_nothing))
+	  T(plan_deletion_with_orphan_policy_touches_nothing),
+	  T(plan_scale_to_zero_keeps_the_lowest_agent_registered_as_a_placeholder),
+	  T(plan_scale_to_zero_registers_a_placeholder_when_no_agent_is_left),
+	  T(plan_scale_up_from_zero_puts_the_placeholder_back_in_a_container))
