@@ -2,7 +2,9 @@
 # quickstart.sh: the README's first command, the whole demo on this machine:
 # a real kube-apiserver and etcd on loopback, the Azure emulator, the
 # operator (authenticating with workload identity, as on AKS), and the
-# samples applied; then a live view of the pools until Ctrl-C, which stops
+# samples applied; then a PipelineAgentPool of two Azure Pipelines agents in
+# the emulator's container groups, running jobs queued in its Azure DevOps
+# stand-in; then a live view of the pools until Ctrl-C, which stops
 # everything.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,8 +56,12 @@ kubectl -n acrpool-system create serviceaccount acrpool-controller >/dev/null
 kubectl -n acrpool-system create token acrpool-controller --audience api://AzureADTokenExchange \
 	--duration 24h >"$STATE/azure-identity-token"
 
+# --devops-endpoint: Azure DevOps organizations are the emulator's stand-in.
+# --queue-poll-interval 5s: a Ready PipelineAgentPool is read again every 5 s
+# (default 30 s), so its JOBS and ONLINE columns follow the demo's jobs.
 AZURE_FEDERATED_TOKEN_FILE="$STATE/azure-identity-token" "$BUILD/reconcilers/acrpool-controller" \
-	--kubeconfig "$KUBECONFIG" --arm-endpoint "$EMU" --authority-host "$EMU/" \
+	--kubeconfig "$KUBECONFIG" --arm-endpoint "$EMU" --authority-host "$EMU/" --devops-endpoint "$EMU/devops" \
+	--queue-poll-interval 5s \
 	--metrics-bind-address 127.0.0.1:0 --metrics-secure=false --health-probe-bind-address 127.0.0.1:0 \
 	2>"$STATE/operator.log" &
 PIDS+=($!)
@@ -65,20 +71,64 @@ kubectl apply -n acrpool-demo -k "$ROOT/manifests/samples"
 kubectl wait -n acrpool-demo --for=condition=Ready --timeout=120s registry/myregistry >/dev/null
 kubectl wait -n acrpool-demo --for=condition=Ready --timeout=120s agentpool --all >/dev/null
 
+# Azure Pipelines agents in Azure Container Instances (docs/pipeline-agents.md).
+# The Azure DevOps side, in the emulator's stand-in: the organization contoso
+# with the agent pool aci, and a PAT with Agent Pools (read, manage) that the
+# operator registers the agents with. The PAT is made here, kept in a file
+# only this user can read, and goes to the stand-in and to the Secret from
+# that file: it is never printed or put on a command line.
+ctl PUT devops/orgs/contoso '{}'
+ctl PUT devops/orgs/contoso/pools/aci '{}'
+pat=$(head -c 40 /dev/urandom | base32 -w0 | tr '[:upper:]' '[:lower:]')
+(umask 077 && printf '%s' "${pat:0:52}" >"$STATE/azdo-pat")
+unset pat
+printf '{"name": "quickstart", "scopes": ["vso.agentpools_manage"], "token": "%s"}' "$(cat "$STATE/azdo-pat")" |
+	curl -fsS -X POST "$EMU/_emulator/devops/orgs/contoso/pats" -H 'Content-Type: application/json' -d @- >/dev/null
+kubectl -n acrpool-demo create secret generic azdo-pat --from-file=pat="$STATE/azdo-pat" >/dev/null
+# The emulator's container groups run a simulated agent for the sample's
+# image: it authenticates with its own key, takes one job, exits, and ACI
+# starts it again (restartPolicy Always), as the image's start.sh does.
+ctl PUT aci/images '{"image": "myregistry.azurecr.io/azure-pipelines-agent:latest", "program": "azure-pipelines-agent"}'
+kubectl apply -n acrpool-demo -f "$ROOT/manifests/samples/pipelineagentpool-quickstart.yaml"
+kubectl wait -n acrpool-demo --for=condition=Ready --timeout=120s pipelineagentpool/ci-agents >/dev/null
+kubectl wait -n acrpool-demo --for=jsonpath='{.status.online}'=2 --timeout=120s pipelineagentpool/ci-agents >/dev/null
+
+# Three jobs queued in the pool, as pipelines would queue them; each agent
+# takes one per container start. Wait until the operator reports them done.
+JOBS=3
+ctl POST devops/orgs/contoso/pools/aci/jobs "{\"count\": $JOBS, \"durationSeconds\": 2, \"name\": \"quickstart build\"}"
+kubectl wait -n acrpool-demo --for=jsonpath='{.status.jobsCompleted}'=$JOBS --timeout=120s \
+	pipelineagentpool/ci-agents >/dev/null
+kubectl wait -n acrpool-demo --for=jsonpath='{.status.online}'=2 --timeout=120s pipelineagentpool/ci-agents >/dev/null
+echo
+echo "quickstart: $JOBS jobs queued in the Azure DevOps pool aci ran on the agents, one per container start:"
+curl -fsS "$EMU/_emulator/devops/orgs/contoso/pools/aci/jobs" | python3 -c '
+import json, sys
+for j in json.load(sys.stdin)["value"]:
+    agent, ran = j["agent"] or {}, j["ranIn"] or {}
+    print("  job %s (%s): %s, %s, on agent %s, container start %s"
+          % (j["requestId"], j["name"], j["state"], j["result"], agent.get("name"), ran.get("start")))
+'
+kubectl get -n acrpool-demo pipelineagentpools
+
 cat <<MSG
 
-quickstart: the operator created the sample pools in the Azure emulator.
+quickstart: the operator created the sample pools in the Azure emulator, and two Azure Pipelines agents
+  in its container groups that ran $JOBS jobs.
   In another shell:   source $STATE/cp/env
                       kubectl -n acrpool-demo patch agentpool myagentpool --type=merge -p '{"spec":{"count":2}}'
                       kubectl -n acrpool-demo describe agentpool myagentpool
+                      kubectl -n acrpool-demo get pipelineagentpools --watch
+                      curl -s -X POST $EMU/_emulator/devops/orgs/contoso/pools/aci/jobs -d '{"count": 4}' >/dev/null
   Logs:               $STATE/operator.log (operator), $STATE/emulator.log (Azure emulator)
-  Real Azure instead: drop --arm-endpoint and --authority-host, point manifests/samples/registry.yaml at
-                      your Premium registry and identity, and deploy as in docs/deploy-aks.md.
+  Real Azure instead: drop --arm-endpoint, --authority-host and --devops-endpoint, point
+                      manifests/samples/registry.yaml (and pipelineagentpool.yaml) at your registry,
+                      identity and Azure DevOps organization, and deploy as in docs/deploy-aks.md.
 Watching agent pools; Ctrl-C stops everything.
 
 MSG
 if [ "${QUICKSTART_EXIT:-}" = 1 ]; then
-	kubectl get -n acrpool-demo registries,agentpools
+	kubectl get -n acrpool-demo registries,agentpools,pipelineagentpools
 	exit 0
 fi
 kubectl get -n acrpool-demo agentpools --watch

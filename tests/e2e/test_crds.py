@@ -129,8 +129,8 @@ def test_samples_accepted(kube, namespace):
 
 def test_pipelineagentpool_sample_accepted(kube, namespace):
     """manifests/samples/pipelineagentpool.yaml is not in the samples'
-    kustomization (the quick start has no Azure DevOps organization); it is
-    checked here on its own."""
+    kustomization (it names a real organization; the quick start applies its
+    own after making the PAT Secret); it is checked here on its own."""
     p = kube.run("apply", "-n", namespace, "-f", str(PAP_SAMPLE))
     assert "pipelineagentpool.acrpool.dev/ci-agents created" in p.stdout
     pap = kube.get("pipelineagentpool", "ci-agents", namespace)
