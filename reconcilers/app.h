@@ -48,6 +48,9 @@ struct app {
 	/* Indexes of reference fields in the informers' stores (main.c). */
 	int ix_pool_registry, ix_task_registry, ix_task_pool, ix_run_registry, ix_run_pool, ix_run_task;
 	int ix_pap_registry;
+	/* The Azure DevOps client of each PipelineAgentPool, kept across
+	 * passes (pipelineagentpool.c). */
+	struct pipelineagentpool_clients *pap_clients;
 	/* Per-pool gauges (label namespace, name). */
 	struct ctl_metric *pool_count, *pool_desired, *pool_queued;
 };
@@ -137,5 +140,7 @@ int app_finalizer_gate(struct ctl_obj **obj, struct app *a, const struct ctl_gvr
 		       struct ctl_informer *inf, const char *key);
 
 int app_list_keys_pipelineagentpools(void *ctx, ctl_key_fn each, void *ud);
+struct pipelineagentpool_clients *pipelineagentpool_clients_new(void);
+void pipelineagentpool_clients_free(struct pipelineagentpool_clients *c);
 
 #endif

@@ -427,6 +427,22 @@ int azure_identity_new(struct identity **out, struct azure *az, const struct ctl
 	return rc;
 }
 
+int azure_credential_fingerprint(char **out, struct azure *az, const struct ctl_obj *obj)
+{
+	struct identity_options io = IDENTITY_OPTIONS_INIT;
+	char *tenant = NULL, *client = NULL, *secret = NULL, *secret_rv = NULL;
+	*out = NULL;
+	int rc = credential_options(az, obj, &io, &tenant, &client, &secret, &secret_rv);
+	if (rc == 0)
+		*out = xasprintf("%d|%s|%s|%s|%s", (int)io.kind, io.cloud, io.tenant_id ? io.tenant_id : "",
+				 io.client_id ? io.client_id : "", secret_rv ? secret_rv : "");
+	free(tenant);
+	free(client);
+	wipe_free(secret);
+	free(secret_rv);
+	return rc;
+}
+
 void azure_conn_put(struct azure *az, struct azure_conn *conn)
 {
 	if (!conn)

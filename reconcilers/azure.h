@@ -63,6 +63,13 @@ int azure_conn_get_aci(struct azure_conn **out, struct azure *az, const struct c
 struct identity;
 int azure_identity_new(struct identity **out, struct azure *az, const struct ctl_obj *obj, const char *resource);
 
+/* What an identity from obj's spec.cloud and spec.credential is built of,
+ * short of the secret itself (the servicePrincipal Secret's
+ * resourceVersion stands for it), so a caller that keeps an identity can
+ * tell when to build a new one: the same text, the same identity. Reads the
+ * Secret when there is one. Errors as azure_conn_get's. */
+int azure_credential_fingerprint(char **out, struct azure *az, const struct ctl_obj *obj);
+
 /* Azure refused a credential: read every servicePrincipal Secret again at
  * its next use, so a fixed or rotated Secret is picked up at once. */
 void azure_distrust_secrets(struct azure *az);

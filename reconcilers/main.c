@@ -375,6 +375,7 @@ int main(int argc, char **argv)
 	}
 	ctl_log_set_level(level);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	a.pap_clients = pipelineagentpool_clients_new();
 
 	if (ctl_kubeconfig_auto(&cfg, opts.kubeconfig && *opts.kubeconfig ? opts.kubeconfig : NULL, opts.context) != 0 ||
 	    ctl_kube_client_new(&a.kube, cfg) != 0) {
@@ -515,6 +516,7 @@ int main(int argc, char **argv)
 out:
 	ctl_manager_free(m);
 	ctl_recorder_free(a.recorder);
+	pipelineagentpool_clients_free(a.pap_clients);
 	azure_free(a.azure);
 	ctl_kube_client_free(a.kube);
 	free(namespaces);

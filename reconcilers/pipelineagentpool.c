@@ -4,20 +4,22 @@
  * group, registered by the operator (pre-registered mode,
  * docs/pipeline-agents.md).
  *
- * One pass: read the object from the cache, the registration credential
- * (the PAT from its Secret, or an Entra token for Azure DevOps through
- * spec.credential), the pool id (status.poolId, else one pool GET), the
- * pool's agents (one LIST), the resource group's container groups (one
+ * One pass: read the object from the cache, take its Azure DevOps client
+ * (kept across passes; the registration credential, the PAT from its
+ * Secret or an Entra token for Azure DevOps through spec.credential, is
+ * read again at most once a minute), the pool id (status.poolId, else
+ * one pool GET), the pool's agents (one LIST), the resource group's container groups (one
  * LIST, kept when tagged acrpool.dev/owner = <namespace>.<name>), a GET
  * of each of our groups for its instanceView (restartCount, state), and
  * the pool's job requests (one LIST: queued and completed). Join them by
  * index, let pipelineagentpool_plan() decide, apply its steps, write
  * status if it changed, and requeue.
  *
- * Secrets: the PAT, the Secret values of spec.aci.environment and every
- * agent key live only in this pass's memory (wiped when freed) and in the
- * PUT body sent to ARM; none reaches status, an Event, a log line or a
- * metric label.
+ * Secrets: the PAT lives in the object's Azure DevOps client (zeroed when
+ * it is freed); the Secret values of spec.aci.environment and every agent
+ * key live only in this pass's memory (wiped when freed) and in the PUT
+ * body sent to ARM; none reaches status, an Event, a log line or a metric
+ * label.
  */
 #include "app.h"
 #include "azure.h"
@@ -34,13 +36,136 @@
 #include "xalloc.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define POLL_WORKING_NS (5LL * 1000000000)
+
+/* The Azure DevOps client of each object, kept across passes, so a pass
+ * costs no Secret read and, with Entra registration, no token request (the
+ * identity keeps its token for its lifetime). The credential is read again
+ * at most once a CREDENTIAL_RECHECK_NS, and at the next pass after Azure
+ * DevOps refused it; a change of the spec fields the client is built from
+ * (organization, registration, credential, cloud) builds a new one at once.
+ * A pass takes its object's entry out of the list and puts it back at its
+ * end, so an entry is only ever used by one thread. */
+#define CREDENTIAL_RECHECK_NS (60LL * 1000000000)
+
+struct client_entry {
+	char *key;            /* namespace/name */
+	char *shape;          /* the spec fields the client is built from, as JSON */
+	char *fingerprint;    /* SHA-256 of the PAT, or azure_credential_fingerprint() */
+	int64_t checked_ns;   /* when the credential was last read */
+	struct identity *id;  /* Entra registration */
+	struct devops_client *dc;
+};
+
+struct pipelineagentpool_clients {
+	pthread_mutex_t mu;
+	struct client_entry **v;
+	size_t n;
+};
+
+static void client_entry_free(struct client_entry *e)
+{
+	if (!e)
+		return;
+	devops_client_free(e->dc);
+	identity_free(e->id);
+	free(e->key);
+	free(e->shape);
+	free(e->fingerprint);
+	free(e);
+}
+
+struct pipelineagentpool_clients *pipelineagentpool_clients_new(void)
+{
+	struct pipelineagentpool_clients *c = xcalloc(1, sizeof(*c));
+	pthread_mutex_init(&c->mu, NULL);
+	return c;
+}
+
+void pipelineagentpool_clients_free(struct pipelineagentpool_clients *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		client_entry_free(c->v[i]);
+	free(c->v);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* Take key's entry out of the list (NULL when there is none). */
+static struct client_entry *clients_take(struct pipelineagentpool_clients *c, const char *key)
+{
+	struct client_entry *e = NULL;
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->v[i]->key, key)) {
+			e = c->v[i];
+			c->v[i] = c->v[--c->n];
+			break;
+		}
+	pthread_mutex_unlock(&c->mu);
+	return e;
+}
+
+/* Put e back for the next pass, or free it (drop). */
+static void clients_put(struct pipelineagentpool_clients *c, struct client_entry *e, bool drop)
+{
+	if (drop) {
+		client_entry_free(e);
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->v = xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
+	c->v[c->n++] = e;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static int64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static char *sha256_hex(const char *s)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	if (!EVP_Digest(s, strlen(s), md, &len, EVP_sha256(), NULL))
+		abort();
+	char *out = xcalloc(2 * len + 1, 1);
+	for (unsigned int i = 0; i < len; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return out;
+}
+
+/* The spec fields a client is built from, as one text. */
+static char *client_shape(const struct ctl_obj *obj)
+{
+	cJSON *j = cJSON_CreateObject();
+	static const char *const fields[] = {"spec.organizationUrl", "spec.registration", "spec.credential",
+					     "spec.cloud"};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const cJSON *v = ctl_obj_field(obj, fields[i]);
+		if (v)
+			cJSON_AddItemToObject(j, fields[i], cJSON_Duplicate(v, true));
+	}
+	char *out = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	if (!out)
+		abort();
+	return out;
+}
 
 struct pass {
 	struct app_write w;
@@ -51,8 +176,9 @@ struct pass {
 	char *owner;                      /* <namespace>.<name> */
 	char hash[17];                    /* the desired template */
 	char *pat;
-	struct identity *devops_id;
-	struct devops_client *dc;
+	struct client_entry *client;      /* taken from the cache for this pass */
+	bool distrust;                    /* Azure DevOps refused the credential: drop the client */
+	struct devops_client *dc;         /* client->dc */
 	int64_t pool_id;
 	struct devops_agent_list agents;
 	struct azure_conn *conn;
@@ -95,8 +221,8 @@ static void pass_dispose(struct pass *p)
 	arm_container_group_array_free(p->groups, p->ngroups);
 	azure_conn_put(p->a->azure, p->conn);
 	devops_agent_list_dispose(&p->agents);
-	devops_client_free(p->dc);
-	identity_free(p->devops_id);
+	if (p->client)
+		clients_put(p->a->pap_clients, p->client, p->distrust || p->released);
 	wipe_free(p->pat);
 	free(p->owner);
 	cJSON_Delete(p->status);
@@ -139,6 +265,8 @@ static int devops_failure(struct pass *p, int rc, const char *what)
 	if (rc == CTL_EAUTH || rc == CTL_ETERMINAL || rc == CTL_EINVALID ||
 	    (rc == CTL_ENOTFOUND && e->http_status != 0)) {
 		bool denied = e->http_status == 401 || e->http_status == 403 || rc == CTL_EAUTH;
+		/* Read the credential again next pass: it may be fixed by then. */
+		p->distrust |= denied;
 		snprintf(msg, sizeof(msg), "%s: Azure DevOps answered %ld %s%s%s%s", what, e->http_status,
 			 e->reason[0] ? e->reason : "error", e->message[0] ? ": " : "", e->message,
 			 denied ? ctl_obj_field(p->obj, "spec.registration.entra")
@@ -196,42 +324,89 @@ static size_t group_at(const struct pass *p, int index)
 	return (size_t)-1;
 }
 
-/* Read the registration credential and make the Azure DevOps client. */
+/* The Azure DevOps client: this object's from the cache, unless its spec
+ * moved or the credential is due for a read and changed. */
 static int devops_connect(struct pass *p)
 {
 	struct devops_options o = DEVOPS_OPTIONS_INIT;
 	const struct ctl_obj *obj = p->obj;
-	char msg[1100];
+	char msg[1100], *fp = NULL, *shape = client_shape(obj);
+	struct client_entry *e = clients_take(p->a->pap_clients, obj->key);
+	int64_t now = monotonic_ns();
 	int rc;
-	o.organization_url = ctl_obj_string(obj, "spec.organizationUrl");
-	o.endpoint = p->a->opts->devops_endpoint;
-	o.budget_ms = 10000;
-	o.max_attempts = 3;
+
+	bool same_shape = e && !strcmp(e->shape, shape);
+	if (same_shape && now - e->checked_ns < CREDENTIAL_RECHECK_NS) {
+		free(shape);
+		p->client = e;
+		p->dc = e->dc;
+		return 0;
+	}
 	const char *sname = ctl_obj_string(obj, "spec.registration.patSecretRef.name");
 	if (sname) {
 		const char *skey = ctl_obj_string(obj, "spec.registration.patSecretRef.key");
 		if (!skey)
 			skey = "pat";
 		if ((rc = app_secret_read(&p->pat, p->a, obj->namespace, sname, skey)) != 0)
-			return rc;
+			goto done;
 		if (!p->pat || !*p->pat) {
 			snprintf(msg, sizeof(msg), "Secret %s/%s with the key %s (spec.registration.patSecretRef) does "
 				 "not exist or is empty", obj->namespace, sname, skey);
 			rc = app_commit(&p->w, APP_STALLED, "RegistrationSecretNotFound", msg, false, "Reconcile");
-			return rc ? rc : CTL_ETERMINAL;
+			rc = rc ? rc : CTL_ETERMINAL;
+			goto done;
 		}
+		fp = sha256_hex(p->pat);
+	} else if ((rc = azure_credential_fingerprint(&fp, p->a->azure, obj)) != 0) {
+		rc = app_azure_failure(&p->w, rc, "cannot build the Azure DevOps credential");
+		goto done;
+	}
+	if (same_shape && !strcmp(e->fingerprint, fp)) {
+		e->checked_ns = now; /* read, and the same: keep the client (and its token) */
+		p->client = e;
+		p->dc = e->dc;
+		e = NULL;
+		rc = 0;
+		goto done;
+	}
+
+	struct client_entry *n = xcalloc(1, sizeof(*n));
+	o.organization_url = ctl_obj_string(obj, "spec.organizationUrl");
+	o.endpoint = p->a->opts->devops_endpoint;
+	o.budget_ms = 10000;
+	o.max_attempts = 3;
+	if (sname) {
 		o.pat = p->pat;
 	} else {
-		if ((rc = azure_identity_new(&p->devops_id, p->a->azure, obj, DEVOPS_RESOURCE)) != 0)
-			return app_azure_failure(&p->w, rc, "cannot build the Azure DevOps credential");
-		o.identity = p->devops_id;
+		if ((rc = azure_identity_new(&n->id, p->a->azure, obj, DEVOPS_RESOURCE)) != 0) {
+			client_entry_free(n);
+			rc = app_azure_failure(&p->w, rc, "cannot build the Azure DevOps credential");
+			goto done;
+		}
+		o.identity = n->id;
 	}
-	if ((rc = devops_client_new(&p->dc, &o)) != 0) {
+	if ((rc = devops_client_new(&n->dc, &o)) != 0) {
 		snprintf(msg, sizeof(msg), "%s", ctl_error_last()->message);
+		client_entry_free(n);
 		rc = app_commit(&p->w, APP_STALLED, "InvalidSpec", msg, false, "Reconcile");
-		return rc ? rc : CTL_ETERMINAL;
+		rc = rc ? rc : CTL_ETERMINAL;
+		goto done;
 	}
-	return 0;
+	n->key = xstrdup(obj->key);
+	n->shape = shape;
+	n->fingerprint = fp;
+	n->checked_ns = now;
+	shape = fp = NULL;
+	p->client = n;
+	p->dc = n->dc;
+done:
+	if (e && rc != 0 && rc != CTL_ETERMINAL)
+		clients_put(p->a->pap_clients, e, false); /* a read failed: keep it for the next try */
+	else
+		client_entry_free(e); /* replaced, or its credential is gone */
+	free(shape);
+	free(fp);
+	return rc;
 }
 
 /* The Secrets of spec.aci.environment: resourceVersion (for the hash) and
@@ -579,8 +754,10 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 	char msg[1024];
 	int rc = 0;
 
-	if (ctl_store_get(&p.obj, ctl_informer_store(a->pipelineagentpools), key) == CTL_ENOTFOUND)
+	if (ctl_store_get(&p.obj, ctl_informer_store(a->pipelineagentpools), key) == CTL_ENOTFOUND) {
+		client_entry_free(clients_take(a->pap_clients, key)); /* gone: its client too */
 		return 0;
+	}
 	/* Nothing is made in Azure or Azure DevOps before the finalizer is in place. */
 	int gate = app_finalizer_gate(&p.obj, a, &gvr_pipelineagentpools, a->pipelineagentpools, key);
 	if (gate <= 0) {

@@ -253,6 +253,15 @@ def test_entra_registration_uses_the_credential_identity(kube, namespace, env, o
     wait_ready(kube, namespace, count=1)
     assert [a["name"] for a in env.agents()] == ["agents-0"]
     assert env.emu.requests(path_contains=f"/devops/{ORG}/_apis/distributedtask")
+    # Ready passes (one a second here) reuse the client and its token: no
+    # token request per pass (a new one comes only near the token's expiry).
+    env.emu.clear_requests()
+
+    def agent_lists():
+        return [r for r in env.emu.requests(method="GET") if r["path"].rstrip("/").endswith("/agents")]
+    wait_until("3 passes", lambda: len(agent_lists()) >= 3, timeout=30)
+    tokens = [r["path"] for r in env.emu.requests() if "/oauth2/" in r["path"]]
+    assert tokens == [], tokens
 
 
 def test_ready_pass_costs_two_devops_reads_and_one_list_plus_a_get_per_instance(kube, namespace, env, operator):
