@@ -53,6 +53,8 @@ struct app {
 	struct pipelineagentpool_clients *pap_clients;
 	/* Per-pool gauges (label namespace, name). */
 	struct ctl_metric *pool_count, *pool_desired, *pool_queued;
+	/* Per-PipelineAgentPool gauges (label namespace, name). */
+	struct ctl_metric *pap_instances, *pap_desired, *pap_online, *pap_busy, *pap_queued;
 };
 
 /* The current time as RFC 3339 into buf. */

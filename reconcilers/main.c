@@ -418,6 +418,16 @@ int main(int argc, char **argv)
 			  "Instances the operator drives the pool to.", pool_labels);
 	ctl_metrics_gauge(&a.pool_queued, a.metrics, "acrpool_agentpool_queued_runs",
 			  "Runs waiting in the pool's queue (listQueueStatus).", pool_labels);
+	ctl_metrics_gauge(&a.pap_instances, a.metrics, "acrpool_pipelineagentpool_instances",
+			  "Container groups of the PipelineAgentPool that exist.", pool_labels);
+	ctl_metrics_gauge(&a.pap_desired, a.metrics, "acrpool_pipelineagentpool_desired_instances",
+			  "Instances the operator drives the PipelineAgentPool to.", pool_labels);
+	ctl_metrics_gauge(&a.pap_online, a.metrics, "acrpool_pipelineagentpool_online_agents",
+			  "Agents of the PipelineAgentPool Azure DevOps reports online.", pool_labels);
+	ctl_metrics_gauge(&a.pap_busy, a.metrics, "acrpool_pipelineagentpool_busy_agents",
+			  "Agents of the PipelineAgentPool running a job.", pool_labels);
+	ctl_metrics_gauge(&a.pap_queued, a.metrics, "acrpool_pipelineagentpool_queued_jobs",
+			  "Job requests of the Azure DevOps pool no agent has taken yet.", pool_labels);
 	static const char *const arm_labels[] = {"operation", "method", "code", NULL};
 	static const char *const arm_hist_labels[] = {"operation", NULL};
 	static const double buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};

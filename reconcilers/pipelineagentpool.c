@@ -603,11 +603,37 @@ done:
 	return rc;
 }
 
+/* The object's gauges, from the status this pass wrote. */
+static void set_metrics(struct pass *p)
+{
+	const char *labels[] = {p->obj->namespace, p->obj->name, NULL};
+	struct {
+		struct ctl_metric *m;
+		const char *field;
+	} g[] = {{p->a->pap_instances, "count"}, {p->a->pap_desired, "desiredCount"}, {p->a->pap_online, "online"},
+		 {p->a->pap_busy, "busy"}, {p->a->pap_queued, "queuedJobs"}};
+	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(p->status, g[i].field);
+		if (g[i].m && cJSON_IsNumber(v))
+			ctl_metric_set(g[i].m, labels, v->valuedouble);
+	}
+}
+
+static void remove_metrics(struct app *a, const char *ns, const char *name)
+{
+	const char *labels[] = {ns, name, NULL};
+	struct ctl_metric *m[] = {a->pap_instances, a->pap_desired, a->pap_online, a->pap_busy, a->pap_queued};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (m[i])
+			ctl_metric_remove(m[i], labels);
+}
+
 static int release(struct pass *p, const char *reason, const char *msg)
 {
 	int rc = ctl_finalizer_remove(p->a->kube, &gvr_pipelineagentpools, p->obj, ACRPOOL_FINALIZER);
 	if (rc == 0) {
 		app_event(&p->w, "Normal", reason, "Delete", msg);
+		remove_metrics(p->a, p->obj->namespace, p->obj->name);
 		p->released = true;
 	}
 	return rc;
@@ -755,7 +781,13 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 	int rc = 0;
 
 	if (ctl_store_get(&p.obj, ctl_informer_store(a->pipelineagentpools), key) == CTL_ENOTFOUND) {
-		client_entry_free(clients_take(a->pap_clients, key)); /* gone: its client too */
+		client_entry_free(clients_take(a->pap_clients, key)); /* gone: its client and gauges too */
+		const char *slash = strchr(key, '/');
+		if (slash) {
+			char *ns = xstrndup(key, (size_t)(slash - key));
+			remove_metrics(a, ns, slash + 1);
+			free(ns);
+		}
 		return 0;
 	}
 	/* Nothing is made in Azure or Azure DevOps before the finalizer is in place. */
@@ -909,6 +941,7 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 		d.placeholder = d.count == 0 && dc.want.source != CAPACITY_SPEC;
 		desired_count_status(p.status, &dc, obj);
 		app_json_set_num(p.status, "desiredCount", d.count);
+		set_metrics(&p);
 		if (prev_desired >= 0 && prev_desired != d.count) {
 			snprintf(msg, sizeof(msg), "%d -> %d instance(s): %s", prev_desired, d.count, dc.message);
 			app_event(&p.w, "Normal", dc.want.source == CAPACITY_AUTOSCALE ? dc.as.reason

@@ -189,13 +189,21 @@ def test_scale_down_while_jobs_run_never_cuts_a_job(kube, namespace, env, operat
 
 
 def test_delete_removes_every_group_and_agent(kube, namespace, env, operator):
-    operator()
+    op = operator()
     kube.apply(env.obj(count=2), namespace)
     wait_ready(kube, namespace, count=2)
+    # The pool's gauges say what its status says, and go with it.
+    me = {"namespace": namespace, "name": "agents"}
+    for name, want in (("instances", 2), ("desired_instances", 2), ("online_agents", 2), ("busy_agents", 0),
+                       ("queued_jobs", 0)):
+        assert op.metric(f"acrpool_pipelineagentpool_{name}", me) == want, name
     kube.run("delete", "pipelineagentpool", "agents", "-n", namespace, "--wait=false")
     wait_until("object gone", lambda: kube.run("get", "pap", "agents", "-n", namespace,
                                                check=False).returncode != 0, timeout=60)
     assert env.groups() == [] and env.agents() == []
+    wait_until("gauges gone", lambda: op.metric("acrpool_pipelineagentpool_desired_instances", me) is None,
+               timeout=30)
+    assert op.metric("acrpool_pipelineagentpool_instances", me) is None
 
 
 def test_orphan_leaves_groups_and_agents(kube, namespace, env, operator):
