@@ -909,6 +909,7 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 		inst[k].agent_found = true;
 		inst[k].agent_enabled = ag->enabled;
 		inst[k].agent_busy = ag->busy;
+		inst[k].agent_online = ag->online;
 	}
 	/* The count: spec.count, a countSchedule window, or autoscale from
 	 * the job requests queued for the pool and the agents busy. */

@@ -152,7 +152,7 @@ void pipelineagentpool_plan(const struct pipelineagentpool_desired *d,
 			if (in[k].agent_found && (keep < 0 || in[k].index < keep))
 				keep = in[k].index;
 	size_t surplus = nkept > (size_t)count ? nkept - (size_t)count : 0;
-	size_t removing = 0, draining = 0, provisioning = 0, creating = 0, rolling = 0;
+	size_t removing = 0, draining = 0, provisioning = 0, creating = 0, rolling = 0, starting = 0;
 	for (size_t k = 0; k < surplus; k++) {
 		const struct pipelineagentpool_instance *i = kept[k];
 		leaving[i - in] = true;
@@ -188,15 +188,20 @@ void pipelineagentpool_plan(const struct pipelineagentpool_desired *d,
 	}
 
 	/* Roll outdated instances one at a time. An instance already out of
-	 * service for a roll (its agent disabled, or its replace in flight)
-	 * holds the one slot. */
+	 * service for a roll (its agent disabled, its replace in flight, or
+	 * replaced and its agent not online yet) holds the one slot. */
 	int out_of_service = 0;
+	bool rolling_any = false;
+	for (size_t k = 0; k < n; k++)
+		rolling_any |= in[k].group_found && !in[k].current && !leaving[k] && !deleting(&in[k]);
 	for (size_t k = 0; k < n; k++) {
 		const struct pipelineagentpool_instance *i = &in[k];
 		if (!i->group_found || leaving[k] || deleting(i) || failed(i))
 			continue;
 		if (in_flight(i) || (!i->current && disabled(i)))
 			out_of_service++;
+		else if (rolling_any && i->current && !i->agent_online)
+			out_of_service++, starting++;
 	}
 	for (int pass = 0; pass < 2; pass++) {
 		/* First pass: idle instances; second: busy ones, which drain. */
@@ -288,6 +293,10 @@ void pipelineagentpool_plan(const struct pipelineagentpool_desired *d,
 		say(p, PIPELINEAGENTPOOL_WAITING, "Provisioning",
 		    "%d of %d instance(s) in service; waiting for %zu Azure operation(s)", p->in_service, count,
 		    provisioning);
+	} else if (starting) {
+		say(p, PIPELINEAGENTPOOL_WAITING, "Rolling",
+		    "%d of %d instance(s) in service; waiting for %zu replaced agent(s) to come online", p->in_service,
+		    count, starting);
 	} else if (draining) {
 		say(p, PIPELINEAGENTPOOL_WAITING, "WaitingForJobs",
 		    "%d of %d instance(s) in service; waiting for %zu running job(s) to finish", p->in_service,

@@ -24,7 +24,9 @@
  *      enabled instead of replaced.
  *   4. A template change (image, resources, environment, ...) rolls
  *      instances one at a time: at most one in-service instance is out of
- *      service for a roll at any moment. Failed instances are not in
+ *      service for a roll at any moment, and a replaced instance is back in
+ *      service only once its agent is online again (an agent takes seconds
+ *      to start after its container). Failed instances are not in
  *      service, so all of them are replaced at once.
  *   5. Agents with no container group (left by a failed delete or by hand)
  *      are removed, so no offline agents pile up in the Azure DevOps pool.
@@ -57,6 +59,7 @@ struct pipelineagentpool_instance {
 	bool agent_found;
 	bool agent_enabled;
 	bool agent_busy;                /* a job request is assigned to the agent */
+	bool agent_online;              /* Azure DevOps reports the agent online */
 };
 
 enum pipelineagentpool_step_kind {

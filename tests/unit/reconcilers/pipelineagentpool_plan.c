@@ -8,7 +8,7 @@ static struct pipelineagentpool_instance serving(int index)
 {
 	return (struct pipelineagentpool_instance){
 		.index = index, .group_found = true, .provisioning_state = "Succeeded", .current = true,
-		.agent_found = true, .agent_enabled = true,
+		.agent_found = true, .agent_enabled = true, .agent_online = true,
 	};
 }
 
@@ -220,6 +220,23 @@ TEST(plan_deletion_with_orphan_policy_touches_nothing)
 	CHECK_STR(plan(2, true, true, in, N(in)), "release Orphaned:");
 }
 
+TEST(plan_roll_waits_for_the_replaced_agent_to_come_online)
+{
+	/* Instance 0 was replaced: its group is current, its agent enabled,
+	 * but not online yet (the agent is starting). The next one waits. */
+	struct pipelineagentpool_instance starting = serving(0);
+	starting.agent_online = false;
+	struct pipelineagentpool_instance in[] = {starting, outdated(serving(1)), outdated(serving(2))};
+	CHECK_STR(plan(3, false, false, in, N(in)), "waiting Rolling:");
+	/* Online: the roll goes on with the next idle instance. */
+	struct pipelineagentpool_instance next[] = {serving(0), outdated(serving(1)), outdated(serving(2))};
+	CHECK_STR(plan(3, false, false, next, N(next)), "working Rolling: disable:1");
+	/* With nothing to roll, an agent between two jobs (offline while its
+	 * container restarts) is no reason to wait. */
+	struct pipelineagentpool_instance steady[] = {starting, serving(1)};
+	CHECK_STR(plan(2, false, false, steady, N(steady)), "ready Succeeded:");
+}
+
 TEST(plan_scale_to_zero_keeps_the_lowest_agent_registered_as_a_placeholder)
 {
 	/* Out of service first, busy ones drain; then the groups go, and the
@@ -270,6 +287,7 @@ TEST_MAIN(T(plan_creates_every_instance_from_nothing), T(plan_is_ready_when_ever
 	  T(plan_removes_leftover_agents_but_not_one_about_to_be_replaced),
 	  T(plan_waits_for_instances_being_created), T(plan_deletion_removes_everything_then_releases),
 	  T(plan_deletion_with_orphan_policy_touches_nothing),
+	  T(plan_roll_waits_for_the_replaced_agent_to_come_online),
 	  T(plan_scale_to_zero_keeps_the_lowest_agent_registered_as_a_placeholder),
 	  T(plan_scale_to_zero_registers_a_placeholder_when_no_agent_is_left),
 	  T(plan_scale_up_from_zero_puts_the_placeholder_back_in_a_container))
