@@ -29,8 +29,8 @@ each pass LISTs its resource group once, and the answer is longer). Prints, per 
   identity for that pool (audit log: its PipelineAgentPool, its Secrets,
   its Events; WATCH and LIST apart);
 - one pass of a Ready pool: PASSES passes of each pool after it was Ready,
-  each from the GET of its Secret that starts it (audit log) to the one
-  that starts the next, so a pass's status write and Events are inside it;
+  each from the agents LIST that starts it to the one that starts the
+  next, so a pass's status write and Events are inside it;
   the writes figure must be zero; the per-hour figures at the default 30 s
   interval are these times 120;
 - a job: COUNT jobs of no duration queued per pool (one per instance),
@@ -253,18 +253,14 @@ class Bench:
                 and s.get("count") == self.count and s.get("online") == self.count)
 
     def pass_starts(self, after):
-        """Per pool, the times its passes started after `after`: a pass
-        starts by reading a Secret of its pool (the PAT, or with Entra
-        registration the service principal's), and may read another one
-        just after; passes of a Ready pool are --queue-poll-interval apart,
-        so reads within a second of the last are the same pass's."""
+        """Per pool, the times its passes started after `after`: a pass's
+        first request to Azure DevOps is the LIST of its pool's agents (the
+        client and its credential are kept across passes; the credential
+        is read again at most once a minute, just before that LIST)."""
         starts = {k: [] for k in range(self.n)}
-        last = {}
-        for t, verb, res, who, _ in self.audit_events():
-            if verb == "get" and res == "secrets" and who is not None and t > after[who]:
-                if who not in last or t - last[who] > 1.0:
-                    starts[who].append(t)
-                last[who] = t
+        for t, svc, who, kind, _ in self.requests():
+            if svc == "devops" and kind == "agents LIST" and who is not None and t > after[who]:
+                starts[who].append(t)
         return starts
 
 
