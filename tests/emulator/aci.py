@@ -29,6 +29,14 @@ the request log uses.
 Everything here is guarded by Aci.lock (never World.lock); a program runs
 without any lock held, so it may call the emulator over HTTP.
 Error codes: see docs/emulator.md ("Container groups").
+
+Subnets (subnetIds): a subnet id is stored and echoed, never resolved (no
+Microsoft.Network here), unless a test declares it through
+PUT /_emulator/aci/subnets {"id": "...", "delegated": false}: a PUT naming a
+subnet declared not delegated to Microsoft.ContainerInstance/containerGroups
+is refused 400 SubnetMissingRequiredDelegation, "Subnet missing required
+delegation 'Microsoft.ContainerInstance' for container group '{name}'." (the
+code and wording ACI gives, as seen in public deployment logs).
 """
 
 import copy
@@ -289,6 +297,7 @@ class Aci:
             self.quotas = {}        # (sub lower, location) -> quota dict
             self.images = []        # rules in the order set; the first match wins
             self.starts = []        # record of every container start
+            self.subnets = {}       # subnet id lowered -> {"id", "delegated"} (declared by tests)
 
     @staticmethod
     def owns(path):
@@ -579,6 +588,14 @@ class Aci:
                                    "both 'value' and 'secureValue'.",
                                    f"properties.containers[{i}].properties.environmentVariables[{j}]")
 
+    def _check_subnets(self, props, name):
+        for sn in props.get("subnetIds") or []:
+            rule = self.subnets.get(str(sn.get("id", "")).lower())
+            if rule and not rule["delegated"]:
+                raise ArmError(400, "SubnetMissingRequiredDelegation",
+                               f"Subnet missing required delegation 'Microsoft.ContainerInstance' for container "
+                               f"group '{name}'.")
+
     def _check_images(self, props, name):
         for c in props["containers"] + (props.get("initContainers") or []):
             image = c["properties"].get("image", "")
@@ -657,6 +674,7 @@ class Aci:
                            f"'{body['location']}'. Please select a new resource name.")
         self._check_capacity(sub, cores, memory, body["location"])
         self._check_images(props, name)
+        self._check_subnets(props, name)
         self._check_quota(sub, body["location"], cores, g is None, exclude=g)
         _fill_identity(body.get("identity"), g.identity if g else None)
         if g is None:
@@ -803,6 +821,25 @@ class Aci:
                 group = query.get("group")
                 return Reply(200, {"value": [dict(s) for s in self.starts
                                              if group is None or s["group"].lower() == group.lower()]})
+            if parts == ["subnets"]:
+                if method == "GET":
+                    return Reply(200, {"value": [dict(r) for r in self.subnets.values()]})
+                if method == "PUT":
+                    sid = (body or {}).get("id")
+                    unknown = set(body or {}) - {"id", "delegated"}
+                    if not isinstance(sid, str) or "/subnets/" not in sid.lower() or unknown:
+                        raise bad('give {"id": "/subscriptions/.../virtualNetworks/V/subnets/S", '
+                                  '"delegated": true|false}')
+                    delegated = body.get("delegated", True)
+                    if not isinstance(delegated, bool):
+                        raise bad("delegated is true or false")
+                    self.subnets[sid.lower()] = {"id": sid, "delegated": delegated}
+                    return Reply(200, dict(self.subnets[sid.lower()]))
+                if method == "DELETE":
+                    sid = query.get("id")
+                    self.subnets = {k: v for k, v in self.subnets.items() if sid is not None and k != sid.lower()}
+                    return Reply(200, {"value": [dict(r) for r in self.subnets.values()]})
+                raise bad("use GET, PUT or DELETE", 405, "MethodNotAllowed")
             if parts == ["programs"] and method == "GET":
                 return Reply(200, {"value": sorted(PROGRAMS)})
             if parts == ["groups"] and method == "GET":

@@ -27,6 +27,10 @@ and one of two modes:
                   modulus, p, q). Optional AZP_POOL_ID saves the pool lookup.
                   No pool-admin credential is present at all.
 Setting both AZP_TOKEN and AZP_AGENT_KEY is refused (ambiguous).
+Optional AGENT_SIM_START_SECONDS (a number >= 0, default 0) is how long the
+agent takes from the container's start to its first request (a real agent's
+listener start, or its self-update): the agent stays offline meanwhile, as a
+freshly started container's agent does. A stop during it ends the start.
 
 Then, as the agent does: exchange a JWT client assertion signed with the key
 for an OAuth token at the authorizationUrl, create a session (online), long-
@@ -191,12 +195,20 @@ def _run(ctx, stop, log):
         raise AgentExit(2, "error: missing environment variable(s): " + ", ".join(missing))
     if not emulator_url and "/devops/" not in env["AZP_URL"]:
         raise AgentExit(2, "error: no emulator_url to map AZP_URL onto")
+    try:
+        start_seconds = float(env.get("AGENT_SIM_START_SECONDS") or 0)
+    except ValueError:
+        raise AgentExit(2, "error: AGENT_SIM_START_SECONDS is not a number") from None
+    if start_seconds < 0 or start_seconds != start_seconds:
+        raise AgentExit(2, "error: AGENT_SIM_START_SECONDS is not a number >= 0")
     org_url = map_org_url(env["AZP_URL"], emulator_url)
     pool_name, agent_name = env["AZP_POOL"], env["AZP_AGENT_NAME"]
     http = Http(log, stop)
     # The start script drops the credential before the agent runs a job.
     job_env_names = sorted(k for k in env if k not in SECRET_VARS)
 
+    if start_seconds and stop.wait(start_seconds):
+        raise AgentExit(0, "stopped")
     if token:
         auth = f"Bearer {token}" if token.count(".") == 2 else \
             "Basic " + base64.b64encode(f"agent:{token}".encode()).decode()

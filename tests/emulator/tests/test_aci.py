@@ -418,6 +418,24 @@ def test_inaccessible_image(aci):
     assert get(aci, "cg1").status == 404
 
 
+def test_subnet_without_the_delegation_is_refused(aci):
+    subnet = (f"/subscriptions/{SUB}/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/"
+              "subnets/plain")
+    other = subnet.replace("/plain", "/aci")
+    # Undeclared subnets are stored and echoed, never checked.
+    assert put(aci, "cg0", body(subnetIds=[{"id": other}])).status == 201
+    assert [s["id"] for s in get(aci, "cg0").json["properties"]["subnetIds"]] == [other]
+    aci.control("PUT", "aci/subnets", {"id": subnet, "delegated": False})
+    r = put(aci, "cg1", body(subnetIds=[{"id": subnet.upper().replace("/SUBSCRIPTIONS/", "/subscriptions/")}]))
+    assert (r.status, r.json["error"]["code"]) == (400, "SubnetMissingRequiredDelegation"), r
+    assert r.json["error"]["message"] == ("Subnet missing required delegation 'Microsoft.ContainerInstance' for "
+                                          "container group 'cg1'.")
+    assert get(aci, "cg1").status == 404
+    aci.control("PUT", "aci/subnets", {"id": subnet, "delegated": True})
+    assert put(aci, "cg1", body(subnetIds=[{"id": subnet}])).status == 201
+    assert aci.control("GET", "aci/subnets")["value"] == [{"id": subnet, "delegated": True}]
+
+
 @pytest.mark.parametrize("mutate,code,target", [
     (lambda b: b["properties"].update(bogus=1), "InvalidRequestContent", "properties.bogus"),
     (lambda b: b["properties"].update(restartPolicy="Sometimes"), "InvalidInputValue", "properties.restartPolicy"),
