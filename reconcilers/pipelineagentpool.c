@@ -483,6 +483,30 @@ static int resolve_pull_server(struct pass *p)
 	return 0;
 }
 
+/* The agent at index has a new key but its group's PUT failed: the old
+ * container still holds the old key, which no longer signs in. Mark the
+ * group outdated (its template tag, a PATCH that does not restart it) so
+ * that a later pass replaces it, with a new key, once a PUT can succeed
+ * (say, the image is put back); otherwise it would count as current and
+ * its agent stay offline for good. Best effort: a failure here is logged. */
+static void mark_outdated(struct pass *p, int index)
+{
+	size_t gi = group_at(p, index);
+	if (gi == (size_t)-1)
+		return;
+	const struct arm_container_group *g = &p->groups[gi];
+	struct arm_tag *tags = xcalloc(g->ntags + 1, sizeof(*tags));
+	for (size_t i = 0; i < g->ntags; i++) {
+		tags[i] = g->tags[i];
+		if (tags[i].name && !strcmp(tags[i].name, PIPELINEAGENTPOOL_TAG_TEMPLATE))
+			tags[i].value = (char *)"outdated";
+	}
+	if (arm_container_group_update_tags(NULL, p->conn->arm, &p->rg, g->name, tags, g->ntags) != 0)
+		ctl_log(CTL_LOG_WARN, "cannot mark a container group outdated", "group", g->name, "error",
+			ctl_error_last()->message, NULL);
+	free(tags);
+}
+
 /* CREATE or REPLACE index: a new key, the agent registered (or given the
  * key), then the container group PUT. */
 static int put_instance(struct pass *p, int index, struct arm_operation **op)
@@ -585,6 +609,8 @@ static int put_instance(struct pass *p, int index, struct arm_operation **op)
 		struct ctl_error saved = *ctl_error_last();
 		if (added)
 			devops_agent_delete(p->dc, p->pool_id, got.id); /* no agent without its group */
+		else
+			mark_outdated(p, index);
 		ctl_error_set(saved.code, saved.reason, "%s", saved.message);
 		ctl_error_set_http(saved.http_status, saved.request_id, saved.retry_after_ms);
 		rc = aci_failure(p, rc, "creating the container group failed");
