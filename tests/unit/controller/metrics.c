@@ -159,6 +159,61 @@ TEST(metrics_series_are_bounded)
 	ctl_metrics_free(m);
 }
 
+TEST(metrics_series_found_by_values_through_removals)
+{
+	/* Two labels whose joined text is the same ("a","bc" / "ab","c"), and
+	 * many series removed in an order unlike the one they were added in:
+	 * each update lands on its own series, a removed one is gone, and the
+	 * exposition keeps the order of creation. */
+	struct ctl_metrics *m = NULL;
+	struct ctl_metric *f = NULL;
+	char ns[32], name[32];
+	double v = 0;
+	ctl_metrics_new(&m);
+	ctl_metrics_gauge(&f, m, "pool_count", "", (const char *[]){"namespace", "name", NULL});
+	CHECK_INT(ctl_metric_set(f, (const char *[]){"a", "bc"}, 1), 0);
+	CHECK_INT(ctl_metric_set(f, (const char *[]){"ab", "c"}, 2), 0);
+	for (int i = 0; i < 1500; i++) {
+		snprintf(ns, sizeof(ns), "ns%d", i % 7);
+		snprintf(name, sizeof(name), "pool-%d", i);
+		CHECK_INT(ctl_metric_set(f, (const char *[]){ns, name}, i), 0);
+	}
+	for (int i = 1499; i >= 0; i -= 3) { /* every third, from the end */
+		snprintf(ns, sizeof(ns), "ns%d", i % 7);
+		snprintf(name, sizeof(name), "pool-%d", i);
+		CHECK_INT(ctl_metric_remove(f, (const char *[]){ns, name}), 0);
+	}
+	for (int i = 0; i < 1500; i++) {
+		snprintf(ns, sizeof(ns), "ns%d", i % 7);
+		snprintf(name, sizeof(name), "pool-%d", i);
+		int rc = ctl_metric_get(&v, f, (const char *[]){ns, name});
+		if ((1499 - i) % 3 == 0) {
+			CHECK_INT(rc, CTL_ENOTFOUND);
+		} else {
+			CHECK_INT(rc, 0);
+			CHECK(v == i);
+		}
+	}
+	CHECK_INT(ctl_metric_get(&v, f, (const char *[]){"a", "bc"}), 0);
+	CHECK(v == 1);
+	CHECK_INT(ctl_metric_get(&v, f, (const char *[]){"ab", "c"}), 0);
+	CHECK(v == 2);
+	/* Added again: found again, and shown last. */
+	CHECK_INT(ctl_metric_set(f, (const char *[]){"ns1", "pool-1499"}, 7), 0);
+	CHECK_INT(ctl_metric_get(&v, f, (const char *[]){"ns1", "pool-1499"}), 0);
+	CHECK(v == 7);
+	struct ctl_buf b;
+	ctl_buf_init(&b, 1 << 20);
+	CHECK_INT(ctl_metrics_render(m, &b), 0);
+	const char *text = ctl_buf_str(&b);
+	const char *first = strstr(text, "pool_count{namespace=\"a\",name=\"bc\"} 1");
+	const char *p0 = strstr(text, "name=\"pool-0\"} 0");
+	const char *last = strstr(text, "name=\"pool-1499\"} 7");
+	CHECK(first && p0 && last && first < p0 && p0 < last);
+	ctl_buf_dispose(&b);
+	ctl_metrics_free(m);
+}
+
 static double read_ud(void *ud)
 {
 	return *(double *)ud;
@@ -245,7 +300,7 @@ TEST(metrics_rest_client_observe_registers_client_go_names)
 	ctl_metrics_free(m);
 }
 
-TEST_MAIN(T(metrics_render_exact_text), T(metrics_escape_label_values_and_help),
+TEST_MAIN(T(metrics_series_found_by_values_through_removals), T(metrics_render_exact_text), T(metrics_escape_label_values_and_help),
 	  T(metrics_format_values_like_client_golang),
 	  T(metrics_register_again_finds_family_or_conflicts), T(metrics_updates_must_fit_the_type),
 	  T(metrics_series_are_bounded), T(metrics_gauge_callback_runs_at_scrape_until_removed), T(metrics_counter_callback_is_exact_when_read),
