@@ -107,6 +107,10 @@ int ctl_kube_list(cJSON **out, struct ctl_kube_client *c, const struct ctl_gvr *
 int ctl_kube_list_all(cJSON **out, struct ctl_kube_client *c, const struct ctl_gvr *gvr, const char *ns,
 		      const struct ctl_kube_list_opts *opts);
 
+/* The writes below take out NULL when the answer is not wanted: it is
+ * then not parsed, and a create asks for it in protobuf where the API
+ * server has the kind in protobuf (cheaper for the server to encode). */
+
 /* POST body to the collection; *out is the created object. */
 int ctl_kube_create(cJSON **out, struct ctl_kube_client *c, const struct ctl_gvr *gvr, const char *ns,
 		    const cJSON *body);

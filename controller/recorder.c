@@ -43,6 +43,7 @@
 
 struct recent {
 	char *key;        /* uid \n type \n reason \n note */
+	uint64_t hash;    /* of key: most entries are told apart without a strcmp */
 	char *ns;
 	char *name;       /* the Event's name */
 	long long first_ms;
@@ -124,13 +125,13 @@ static void pending_free(struct pending *p)
 	free(p);
 }
 
-/* Send one queued request; the API server's answer is only logged. */
+/* Send one queued request; the API server's answer is not read (only an
+ * error is logged), so it is asked for in protobuf and never parsed. */
 static void send_pending(struct ctl_recorder *r, struct pending *p)
 {
-	cJSON *res = NULL;
 	int rc;
 	if (p->count == 0) {
-		rc = ctl_kube_create(&res, r->client, &events_gvr, p->ns, p->ev);
+		rc = ctl_kube_create(NULL, r->client, &events_gvr, p->ns, p->ev);
 	} else {
 		char when[40];
 		micro_time(p->now_ms, when);
@@ -138,18 +139,15 @@ static void send_pending(struct ctl_recorder *r, struct pending *p)
 		cJSON *series = cJSON_AddObjectToObject(patch, "series");
 		cJSON_AddNumberToObject(series, "count", p->count);
 		cJSON_AddStringToObject(series, "lastObservedTime", when);
-		rc = ctl_kube_patch(&res, r->client, &events_gvr, p->ns, p->name, NULL, CTL_PATCH_MERGE, patch,
+		rc = ctl_kube_patch(NULL, r->client, &events_gvr, p->ns, p->name, NULL, CTL_PATCH_MERGE, patch,
 				    NULL);
 		cJSON_Delete(patch);
 		if (rc == CTL_ENOTFOUND) {
 			/* The Event expired (the API server keeps them an hour by
 			 * default): start a new one. */
-			cJSON_Delete(res);
-			res = NULL;
-			rc = ctl_kube_create(&res, r->client, &events_gvr, p->ns, p->ev);
+			rc = ctl_kube_create(NULL, r->client, &events_gvr, p->ns, p->ev);
 		}
 	}
-	cJSON_Delete(res);
 	if (rc != 0)
 		ctl_log(CTL_LOG_WARN, "event not recorded", "event", p->name, "namespace", p->ns, "error",
 			ctl_error_last()->message, NULL);
@@ -337,10 +335,20 @@ static cJSON *new_event(struct ctl_recorder *r, const struct ctl_obj *obj, const
 	return ev;
 }
 
-static struct recent *find_recent(struct ctl_recorder *r, const char *key)
+static uint64_t key_hash(const char *key)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const char *c = key; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	return h;
+}
+
+/* Under r->mu, which every worker's Event takes: a pass over MAX_RECENT
+ * keys with strcmp was 1.5% of the operator's CPU at 10,000 pools. */
+static struct recent *find_recent(struct ctl_recorder *r, const char *key, uint64_t hash)
 {
 	for (size_t i = 0; i < r->n; i++)
-		if (strcmp(r->recent[i].key, key) == 0)
+		if (r->recent[i].hash == hash && strcmp(r->recent[i].key, key) == 0)
 			return &r->recent[i];
 	return NULL;
 }
@@ -371,6 +379,7 @@ int ctl_recorder_event(struct ctl_recorder *r, const struct ctl_obj *obj, const 
 
 	long long now = r->now_ms();
 	char *key = xasprintf("%s\n%s\n%s\n%s", obj->uid, type, reason, note);
+	uint64_t hash = key_hash(key);
 	struct pending *p = xcalloc(1, sizeof(*p));
 	p->now_ms = now;
 
@@ -389,7 +398,7 @@ int ctl_recorder_event(struct ctl_recorder *r, const struct ctl_obj *obj, const 
 		return ctl_error_set(CTL_EUNAVAIL, "EventDropped", "%d events wait to be sent already",
 				     MAX_PENDING);
 	}
-	struct recent *e = find_recent(r, key);
+	struct recent *e = find_recent(r, key, hash);
 	if (e && now - e->last_ms <= r->window_ms) {
 		e->count++;
 		e->last_ms = now;
@@ -400,6 +409,7 @@ int ctl_recorder_event(struct ctl_recorder *r, const struct ctl_obj *obj, const 
 		else
 			e = add_recent(r);
 		e->key = key;
+		e->hash = hash;
 		key = NULL;
 		e->ns = xstrdup(str_or(obj->namespace, "default"));
 		e->name = xasprintf("%.200s.%llx%04llx", obj->name, (unsigned long long)now,

@@ -140,6 +140,24 @@ TEST(concurrent_callers_share_one_read)
 	azure_snapshot_free(s);
 	CHECK_INT(f.srv.narm_requests, 2);
 
+	/* What a reconcile learns is folded in, and the sums with it (names
+	 * compare case-blind): p1 scaled to 3, a new S1 pool of 1, big gone. */
+	struct arm_agent_pool p1 = {.name = "p1", .tier = "S1", .count = 3};
+	struct arm_agent_pool p2 = {.name = "P2", .tier = "S1", .count = 1};
+	azure_snapshot_note_pool(f.az, f.conn, "P1", &p1);
+	azure_snapshot_note_pool(f.az, f.conn, "p2", &p2);
+	azure_snapshot_note_pool(f.az, f.conn, "BIG", NULL);
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, NULL, false), 0);
+	CHECK_INT(s->npools, 2);
+	CHECK_INT(s->standard_vcpu, 8); /* S1 is 2 vCPU: 3 + 1 instances */
+	CHECK_INT(s->isolated_vcpu, 0);
+	azure_snapshot_free(s);
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, "p2", false), 0);
+	CHECK_STR(s->pool ? s->pool->name : NULL, "P2");
+	CHECK_INT(s->standard_vcpu, 6);
+	azure_snapshot_free(s);
+	CHECK_INT(f.srv.narm_requests, 2);
+
 	/* Forced: read again even though it is fresh. */
 	canned_reply(&f.srv, 0, 200, NULL, registry_body);
 	canned_reply(&f.srv, 0, 200, NULL, "{\"value\":[]}");
