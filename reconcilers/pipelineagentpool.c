@@ -8,11 +8,12 @@
  * (kept across passes; the registration credential, the PAT from its
  * Secret or an Entra token for Azure DevOps through spec.credential, is
  * read again at most once a minute), the pool id (status.poolId, else
- * one pool GET), the pool's agents (one LIST), the resource group's container groups (one
- * LIST, kept when tagged acrpool.dev/owner = <namespace>.<name>), a GET
- * of each of our groups for its instanceView (restartCount, state), and
- * the pool's job requests (one LIST: queued and completed). Join them by
- * index, let pipelineagentpool_plan() decide, apply its steps, write
+ * one pool GET), the pool's agents (one LIST), the pool's job requests
+ * (one LIST: queued and completed), the resource group's container groups
+ * (one LIST, kept when tagged acrpool.dev/owner = <namespace>.<name>),
+ * and a GET of those of our groups whose instanceView (restartCount,
+ * state) may have moved (view_wanted: none in a steady pass). Join them
+ * by index, let pipelineagentpool_plan() decide, apply its steps, write
  * status if it changed, and requeue.
  *
  * Secrets: the PAT lives in the object's Azure DevOps client (zeroed when
@@ -62,6 +63,7 @@ struct client_entry {
 	char *shape;          /* the spec fields the client is built from, as JSON */
 	char *fingerprint;    /* SHA-256 of the PAT, or azure_credential_fingerprint() */
 	int64_t checked_ns;   /* when the credential was last read */
+	int64_t swept_ns;     /* when every group was last read one by one (view_wanted) */
 	struct identity *id;  /* Entra registration */
 	struct devops_client *dc;
 };
@@ -185,7 +187,7 @@ struct pass {
 	struct arm_resource_group_ref rg;
 	struct arm_container_group *groups; /* every group of the resource group */
 	size_t ngroups;
-	struct arm_container_group **views; /* GET per group of ours (by index in groups), or NULL */
+	struct arm_container_group **views; /* the GET of a group of ours (by index in groups), or NULL */
 	/* spec.aci.environment's Secrets, one per item (NULL: plain) */
 	size_t nenv;
 	char **env_rv;
@@ -665,9 +667,48 @@ static int release(struct pass *p, const char *reason, const char *msg)
 	return rc;
 }
 
+/* Every group is read one by one at least this often, whatever moved. */
+#define VIEW_SWEEP_NS (300LL * 1000000000)
+
+/* The entry for name in a status.instances array, or NULL. */
+static const cJSON *instance_status(const cJSON *instances, const char *name)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, instances) {
+		const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
+		if (n && !strcmp(n, name))
+			return it;
+	}
+	return NULL;
+}
+
+/* Whether this pass GETs group gi for its instanceView (restartCount and
+ * the container's state, which a LIST does not carry). A steady pool's
+ * pass reads no group one by one: drift is seen in the LIST. It does when
+ * the instance is not in status yet or has no restartCount there, when
+ * what the pass sees of it moved since the status (its agent online or
+ * busy, its provisioning state), while its agent is not online (a
+ * container between two jobs, or one failing to start), when jobs
+ * finished since the last pass, and in a sweep (VIEW_SWEEP_NS). */
+static bool view_wanted(const struct pass *p, const cJSON *prev, size_t gi, bool jobs_moved, bool sweep)
+{
+	const struct arm_container_group *g = &p->groups[gi];
+	const cJSON *was = instance_status(prev, g->name);
+	const struct devops_agent *ag = agent_at(p, pipelineagentpool_index(p->prefix, g->name));
+	if (sweep || jobs_moved || !was || !ag || !ag->online)
+		return true;
+	const char *ps = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(was, "provisioningState"));
+	const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(was, "agentStatus"));
+	const cJSON *busy = cJSON_GetObjectItemCaseSensitive(was, "busy");
+	return !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(was, "restartCount")) || !ps || !g->provisioning_state ||
+	       strcmp(ps, g->provisioning_state) != 0 || !status || strcmp(status, "online") != 0 ||
+	       !cJSON_IsBool(busy) || cJSON_IsTrue(busy) != ag->busy;
+}
+
 /* status.instances, online, busy, count from what was observed. */
 static void status_observe(struct pass *p, int *count)
 {
+	const cJSON *prev = cJSON_GetObjectItemCaseSensitive(p->status, "instances");
 	cJSON *arr = cJSON_CreateArray();
 	int online = 0, busy = 0, n = 0;
 	/* Instances in index order: groups of ours, then agents without one. */
@@ -697,10 +738,21 @@ static void status_observe(struct pass *p, int *count)
 			const char *ps = v->provisioning_state ? v->provisioning_state : g->provisioning_state;
 			if (ps)
 				cJSON_AddStringToObject(o, "provisioningState", ps);
-			if (v->current.state)
-				cJSON_AddStringToObject(o, "state", v->current.state);
-			if (v->restart_count >= 0)
-				cJSON_AddNumberToObject(o, "restartCount", v->restart_count);
+			if (p->views && p->views[gi]) {
+				if (v->current.state)
+					cJSON_AddStringToObject(o, "state", v->current.state);
+				if (v->restart_count >= 0)
+					cJSON_AddNumberToObject(o, "restartCount", v->restart_count);
+			} else {
+				/* Not read one by one this pass: what the last read said. */
+				const cJSON *was = instance_status(prev, g->name);
+				const cJSON *st = cJSON_GetObjectItemCaseSensitive(was, "state");
+				const cJSON *rs = cJSON_GetObjectItemCaseSensitive(was, "restartCount");
+				if (cJSON_IsString(st))
+					cJSON_AddStringToObject(o, "state", st->valuestring);
+				if (cJSON_IsNumber(rs))
+					cJSON_AddNumberToObject(o, "restartCount", rs->valuedouble);
+			}
 		}
 		if (ag) {
 			cJSON_AddNumberToObject(o, "agentId", (double)ag->id);
@@ -898,11 +950,23 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 		rc = aci_failure(&p, rc, "listing the container groups failed");
 		goto done;
 	}
-	/* A LIST has no instanceView: one GET per group of ours for its
-	 * restartCount and state (not while deleting). */
+	/* The job requests first (queued for autoscale, finished for JOBS):
+	 * jobs that finished since the last pass mean restarts to read. */
+	const cJSON *pdone = cJSON_GetObjectItemCaseSensitive(p.status, "jobsCompleted");
+	double done_before = cJSON_IsNumber(pdone) ? pdone->valuedouble : -1;
+	int queued = d.deleting ? -1 : status_jobs(&p);
+	pdone = cJSON_GetObjectItemCaseSensitive(p.status, "jobsCompleted");
+	bool jobs_moved = !cJSON_IsNumber(pdone) || pdone->valuedouble != done_before;
+	/* A LIST has no instanceView: a GET of a group of ours for its
+	 * restartCount and state when view_wanted says (not while deleting). */
+	int64_t now_ns = monotonic_ns();
+	bool sweep = !p.client->swept_ns || now_ns - p.client->swept_ns >= VIEW_SWEEP_NS;
+	if (sweep && !d.deleting)
+		p.client->swept_ns = now_ns;
+	const cJSON *prev_instances = cJSON_GetObjectItemCaseSensitive(p.status, "instances");
 	p.views = xcalloc(p.ngroups + 1, sizeof(*p.views));
 	for (size_t i = 0; i < p.ngroups && !d.deleting; i++)
-		if (ours(&p, &p.groups[i]))
+		if (ours(&p, &p.groups[i]) && view_wanted(&p, prev_instances, i, jobs_moved, sweep))
 			arm_container_group_get(&p.views[i], p.conn->arm, &p.rg, p.groups[i].name);
 
 	/* Join by index. */
@@ -950,7 +1014,7 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 		struct desired_observed o = {
 			.current = count,
 			.decided = src && !strcmp(src, "Autoscale") ? prev_desired : -1,
-			.queued = status_jobs(&p),
+			.queued = queued,
 			.running = busy_agents,
 			.running_ud = &p,
 			.now = desired_now(),
