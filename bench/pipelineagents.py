@@ -67,10 +67,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("ACRPOOL_BUILD_DIR", str(ROOT / "build-bench"))
 
 from emulator import CLIENT, SUB, TENANT, Emulator  # noqa: E402
-from harness import OPERATOR, OPERATOR_USER, SP_SECRET, start_operator  # noqa: E402
+from harness import OPERATOR, SP_SECRET, start_operator  # noqa: E402
 from kubeenv import Kube, _read_env  # noqa: E402
 from procs import wait_until  # noqa: E402
-from scale import Admin, Tail, cpu_seconds, machine, status_kb  # noqa: E402
+from scale import Admin, Tail, cpu_seconds, machine, operator_audit_events, status_kb  # noqa: E402
 
 ORG = "contoso"
 IMAGE = "example.azurecr.io/azp-agent:1"
@@ -182,24 +182,9 @@ class Bench:
         """The operator's API server requests since the audit mark:
         (received time, verb, resource, pool index or None), WATCH counted
         when its answer starts, anything else when complete."""
-        user = OPERATOR_USER.encode()
-        out = []
-        for line in self.audit.raw():
-            if user not in line:
-                continue
-            e = json.loads(line)
-            if e["user"]["username"] != OPERATOR_USER or not e.get("userAgent", "").startswith("acrpool/"):
-                continue
-            verb = e["verb"]
-            if (verb == "watch") != (e["stage"] == "ResponseStarted"):
-                continue
-            ref = e.get("objectRef") or {}
-            res = ref.get("resource", e["requestURI"].split("?")[0])
-            if ref.get("subresource"):
-                res += "/" + ref["subresource"]
-            out.append((iso_ts(e["requestReceivedTimestamp"]), verb, res, self.owner_of(e),
-                        ref.get("name") or ""))
-        return out
+        return [(iso_ts(e["requestReceivedTimestamp"]), verb, res, self.owner_of(e),
+                 (e.get("objectRef") or {}).get("name") or "")
+                for e, verb, res in operator_audit_events(self.audit.raw(), "acrpool/")]
 
     # -- the pools ---------------------------------------------------------------------------
 

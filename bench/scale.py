@@ -437,14 +437,13 @@ class Tail:
         return [json.loads(line) for line in self.raw()]
 
 
-def audit_requests(audit, start, stop, user_agent):
-    """The operator's requests in the audit log between two offsets, as
-    (verb, resource[/subresource], namespace) -> count. A WATCH is counted
-    when its answer starts (it may still be open), anything else when its
-    answer is complete; the policy logs no other stage."""
+def operator_audit_events(lines, user_agent):
+    """The operator's requests among audit log lines, as (event, verb,
+    resource[/subresource]). A WATCH is taken when its answer starts (it
+    may still be open), anything else when its answer is complete; the
+    policy logs no other stage."""
     user = OPERATOR_USER.encode()
-    out = {}
-    for line in audit.raw(start, stop):
+    for line in lines:
         if user not in line:
             continue
         e = json.loads(line)
@@ -457,7 +456,15 @@ def audit_requests(audit, start, stop, user_agent):
         res = ref.get("resource", e["requestURI"].split("?")[0])
         if ref.get("subresource"):
             res += "/" + ref["subresource"]
-        key = (verb, res, ref.get("namespace", ""))
+        yield e, verb, res
+
+
+def audit_requests(audit, start, stop, user_agent):
+    """The operator's requests in the audit log between two offsets, as
+    (verb, resource[/subresource], namespace) -> count."""
+    out = {}
+    for e, verb, res in operator_audit_events(audit.raw(start, stop), user_agent):
+        key = (verb, res, (e.get("objectRef") or {}).get("namespace", ""))
         out[key] = out.get(key, 0) + 1
     return out
 
