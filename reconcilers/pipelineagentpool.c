@@ -64,6 +64,7 @@ struct client_entry {
 	char *fingerprint;    /* SHA-256 of the PAT, or azure_credential_fingerprint() */
 	int64_t checked_ns;   /* when the credential was last read */
 	int64_t swept_ns;     /* when every group was last read one by one (view_wanted) */
+	int64_t last_finished; /* the newest finished job request of our agents seen */
 	struct identity *id;  /* Entra registration */
 	struct devops_client *dc;
 };
@@ -402,8 +403,10 @@ static int devops_connect(struct pass *p)
 	p->client = n;
 	p->dc = n->dc;
 done:
-	if (e && rc != 0 && rc != CTL_ETERMINAL)
-		clients_put(p->a->pap_clients, e, false); /* a read failed: keep it for the next try */
+	/* A read failed (app_azure_failure may even answer 0, a Retry-After
+	 * left for the requeue): keep the old client for the next try. */
+	if (e && !p->client && rc != CTL_ETERMINAL)
+		clients_put(p->a->pap_clients, e, false);
 	else
 		client_entry_free(e); /* replaced, or its credential is gone */
 	free(shape);
@@ -694,7 +697,8 @@ static bool view_wanted(const struct pass *p, const cJSON *prev, size_t gi, bool
 {
 	const struct arm_container_group *g = &p->groups[gi];
 	const cJSON *was = instance_status(prev, g->name);
-	const struct devops_agent *ag = agent_at(p, pipelineagentpool_index(p->prefix, g->name));
+	int index = pipelineagentpool_index(p->prefix, g->name);
+	const struct devops_agent *ag = index >= 0 ? agent_at(p, index) : NULL;
 	if (sweep || jobs_moved || !was || !ag || !ag->online)
 		return true;
 	const char *ps = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(was, "provisioningState"));
@@ -772,8 +776,11 @@ static void status_observe(struct pass *p, int *count)
 }
 
 /* queuedJobs and jobsCompleted from one job request LIST. Returns the
- * queued count (what autoscale decides from), -1 when it cannot be read. */
-static int status_jobs(struct pass *p)
+ * queued count (what autoscale decides from), -1 when it cannot be read.
+ * *finished_max is the newest finished request of our agents (request ids
+ * grow), which keeps moving when jobsCompleted, bounded by the list's
+ * history, no longer does. */
+static int status_jobs(struct pass *p, int64_t *finished_max)
 {
 	struct devops_jobrequest_list l = {0};
 	if (devops_jobrequests_list(&l, p->dc, p->pool_id, 200) != 0)
@@ -786,6 +793,10 @@ static int status_jobs(struct pass *p)
 	struct devops_job_counts jc;
 	/* n == 0 would count every agent's jobs: none are ours then. */
 	devops_job_counts(&jc, &l, ids, n ? n : 0);
+	for (size_t i = 0; i < l.n; i++)
+		for (size_t k = 0; k < n && l.items[i].result; k++)
+			if (l.items[i].agent_id == ids[k] && l.items[i].request_id > *finished_max)
+				*finished_max = l.items[i].request_id;
 	if (!n)
 		jc.finished = 0;
 	app_json_set_num(p->status, "queuedJobs", jc.queued);
@@ -897,8 +908,8 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 		goto done;
 
 	/* Azure DevOps: credential, pool, agents. */
-	if ((rc = devops_connect(&p)) != 0)
-		goto done;
+	if ((rc = devops_connect(&p)) != 0 || !p.client)
+		goto done; /* no client: the failure is in status, the requeue set */
 	const cJSON *pid = cJSON_GetObjectItemCaseSensitive(p.status, "poolId");
 	p.pool_id = cJSON_IsNumber(pid) ? (int64_t)pid->valuedouble : 0;
 	const char *pool_name = ctl_obj_string(obj, "spec.agentPool");
@@ -952,11 +963,9 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 	}
 	/* The job requests first (queued for autoscale, finished for JOBS):
 	 * jobs that finished since the last pass mean restarts to read. */
-	const cJSON *pdone = cJSON_GetObjectItemCaseSensitive(p.status, "jobsCompleted");
-	double done_before = cJSON_IsNumber(pdone) ? pdone->valuedouble : -1;
-	int queued = d.deleting ? -1 : status_jobs(&p);
-	pdone = cJSON_GetObjectItemCaseSensitive(p.status, "jobsCompleted");
-	bool jobs_moved = !cJSON_IsNumber(pdone) || pdone->valuedouble != done_before;
+	int64_t finished_before = p.client->last_finished;
+	int queued = d.deleting ? -1 : status_jobs(&p, &p.client->last_finished);
+	bool jobs_moved = p.client->last_finished != finished_before;
 	/* A LIST has no instanceView: a GET of a group of ours for its
 	 * restartCount and state when view_wanted says (not while deleting). */
 	int64_t now_ns = monotonic_ns();

@@ -200,7 +200,7 @@ void pipelineagentpool_plan(const struct pipelineagentpool_desired *d,
 			continue;
 		if (in_flight(i) || (!i->current && disabled(i)))
 			out_of_service++;
-		else if (rolling_any && i->current && !i->agent_online)
+		else if (rolling_any && i->current && i->agent_found && i->agent_enabled && !i->agent_online)
 			out_of_service++, starting++;
 	}
 	for (int pass = 0; pass < 2; pass++) {
@@ -244,6 +244,13 @@ void pipelineagentpool_plan(const struct pipelineagentpool_desired *d,
 		}
 		if (in_flight(i)) {
 			provisioning++;
+			continue;
+		}
+		if (i->current && !i->agent_found) {
+			/* Its agent was deleted (by hand): the container cannot
+			 * sign in any more. Register anew with a new key. */
+			add(p, PIPELINEAGENTPOOL_REPLACE, i->index);
+			rolling++;
 			continue;
 		}
 		if (i->current && disabled(i))

@@ -29,7 +29,9 @@
  *      to start after its container). Failed instances are not in
  *      service, so all of them are replaced at once.
  *   5. Agents with no container group (left by a failed delete or by hand)
- *      are removed, so no offline agents pile up in the Azure DevOps pool.
+ *      are removed, so no offline agents pile up in the Azure DevOps pool;
+ *      a group whose agent is gone (deleted by hand) is replaced, which
+ *      registers the agent again with a new key.
  *   6. Scaled to zero by autoscale or a schedule (placeholder), one agent
  *      stays registered, enabled and offline, with no container group:
  *      Azure DevOps fails a job at once when its pool has no agent at all,

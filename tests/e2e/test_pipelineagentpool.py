@@ -57,6 +57,7 @@ class Env:
         emu.control("PUT", "aci/images", {"image": IMAGE, "program": "azure-pipelines-agent"})
         emu.control("PUT", "aci/images", {"image": BROKEN_IMAGE, "pullError": True})
         self.pats = []
+        self.secrets = []  # further values never to be shown (Secret values of spec.aci.environment)
         self.pat_secret("pat", ["vso.agentpools_manage"])
 
     def pat_secret(self, name, scopes):
@@ -126,6 +127,8 @@ def operator(kube, env, namespace):
         assert SP_SECRET not in t
         for pat in env.pats:
             assert pat not in t, "a PAT leaked"
+        for value in env.secrets:
+            assert value not in t, "a Secret value of spec.aci.environment leaked"
         for marker in KEY_MARKERS:
             assert marker not in t, "an agent key leaked"
 

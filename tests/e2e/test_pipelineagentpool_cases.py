@@ -6,11 +6,12 @@ for quota, an agent pool the organization does not have, VNet injection
 variables from a Secret, and Azure DevOps throttling.
 
 Same setup as test_pipelineagentpool.py (its Env, the emulator's container
-groups running the simulated agent, the real operator under its RBAC). The
-operator fixture here also scans, after each test, the operator's log, the
+groups running the simulated agent, the real operator under its RBAC, and
+its operator fixture, which scans after each test the operator's log, the
 Events and the objects' status for every PAT, the service principal's
 secret, any agent key and every Secret value a test put in
-spec.aci.environment."""
+spec.aci.environment)."""
+import base64
 import hashlib
 import json
 import time
@@ -21,10 +22,10 @@ from datetime import datetime, timezone
 import pytest
 
 from emulator import RG, SUB
-from harness import SP_SECRET, arm_token, condition, events, start_operator, wait_condition, wait_event
+from harness import arm_token, condition, events, wait_condition, wait_event
 from procs import wait_until
 from test_pipelineagentpool import BROKEN_IMAGE, IMAGE, KEY_MARKERS, ORG, Env, status, wait_ready
-from test_pipelineagentpool import emu  # noqa: F401 (the module's emulator fixture)
+from test_pipelineagentpool import emu, operator  # noqa: F401 (the module's fixtures)
 
 ACI_API = "2025-09-01"
 IMAGE2 = "example.azurecr.io/azp-agent:2"
@@ -37,36 +38,7 @@ SUBNET = (f"/subscriptions/{SUB}/resourceGroups/network-rg/providers/Microsoft.N
 def env(emu, kube, namespace):  # noqa: F811
     e = Env(emu, kube, namespace)
     e.emu.control("PUT", "aci/images", {"image": IMAGE2, "program": "azure-pipelines-agent"})
-    e.secrets = []  # further values that must never be shown (Secret values of spec.aci.environment)
     return e
-
-
-@pytest.fixture
-def operator(kube, env, namespace):
-    procs = []
-
-    def start(*extra):
-        p = start_operator(kube, env.emu, namespace, "--queue-poll-interval", "1s", *extra)
-        procs.append(p)
-        return p
-
-    yield start
-    for p in procs:
-        alive = p.alive()
-        p.kill() if not alive else p.stop()
-        p.assert_clean()
-    texts = [p.text() for p in procs]
-    texts.append(json.dumps(events(kube, namespace)))
-    got = kube.run("get", "pipelineagentpools", "-n", namespace, "-o", "json", check=False)
-    texts.append(got.stdout)
-    for t in texts:
-        assert SP_SECRET not in t
-        for pat in env.pats:
-            assert pat not in t, "a PAT leaked"
-        for value in env.secrets:
-            assert value not in t, "a Secret value of spec.aci.environment leaked"
-        for marker in KEY_MARKERS:
-            assert marker not in t, "an agent key leaked"
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -439,3 +411,28 @@ def test_devops_429_with_retry_after_is_waited_out_not_stalled(kube, namespace, 
         waited = min(r["time"] for r in later) - answered
         assert waited >= 1.8, f"{t['method']} {t['path']} tried again after {waited:.2f}s, Retry-After said 2"
     assert not [e for e in events(kube, namespace, "agents") if e["type"] == "Warning"]
+
+
+# -- an agent deleted by hand ------------------------------------------------------------------
+
+def test_an_agent_deleted_by_hand_is_registered_again(kube, namespace, env, operator):
+    """Someone deletes an agent in the Azure DevOps UI: its container can no
+    longer sign in. The operator registers it again (a new agent, a new key
+    in the replaced container group) and the pool is back to every agent
+    online."""
+    operator()
+    kube.apply(env.obj(count=2), namespace)
+    wait_ready(kube, namespace, count=2)
+    victim = next(a for a in env.agents() if a["name"] == "agents-1")
+    url = (f"{env.emu.url}/devops/{ORG}/_apis/distributedtask/pools/{env.pool_id}/agents/{victim['id']}"
+           "?api-version=7.1")
+    auth = base64.b64encode(f":{env.pats[0]}".encode()).decode()
+    req = urllib.request.Request(url, method="DELETE", headers={"Authorization": "Basic " + auth})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 204
+    wait_until("agents-1 registered again and online",
+               lambda: any(a["name"] == "agents-1" and a["id"] != victim["id"] and a["status"] == "online"
+                           for a in env.agents()), timeout=60)
+    wait_ready(kube, namespace, count=2)
+    assert env.groups() == ["agents-0", "agents-1"]
+    assert sorted(a["name"] for a in env.agents()) == ["agents-0", "agents-1"]

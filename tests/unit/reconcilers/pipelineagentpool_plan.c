@@ -237,6 +237,19 @@ TEST(plan_roll_waits_for_the_replaced_agent_to_come_online)
 	CHECK_STR(plan(2, false, false, steady, N(steady)), "ready Succeeded:");
 }
 
+TEST(plan_replaces_a_group_whose_agent_was_deleted)
+{
+	/* Someone deleted agent 1 in Azure DevOps: its container can no
+	 * longer sign in. It is replaced (registered anew), and a roll does
+	 * not wait for it to come online as if it were starting. */
+	struct pipelineagentpool_instance gone = serving(1);
+	gone.agent_found = gone.agent_enabled = false;
+	struct pipelineagentpool_instance in[] = {serving(0), gone};
+	CHECK_STR(plan(2, false, false, in, N(in)), "working Rolling: replace:1");
+	struct pipelineagentpool_instance rolling[] = {outdated(serving(0)), gone};
+	CHECK_STR(plan(2, false, false, rolling, N(rolling)), "working Rolling: disable:0 replace:1");
+}
+
 TEST(plan_scale_to_zero_keeps_the_lowest_agent_registered_as_a_placeholder)
 {
 	/* Out of service first, busy ones drain; then the groups go, and the
@@ -287,7 +300,7 @@ TEST_MAIN(T(plan_creates_every_instance_from_nothing), T(plan_is_ready_when_ever
 	  T(plan_removes_leftover_agents_but_not_one_about_to_be_replaced),
 	  T(plan_waits_for_instances_being_created), T(plan_deletion_removes_everything_then_releases),
 	  T(plan_deletion_with_orphan_policy_touches_nothing),
-	  T(plan_roll_waits_for_the_replaced_agent_to_come_online),
+	  T(plan_roll_waits_for_the_replaced_agent_to_come_online), T(plan_replaces_a_group_whose_agent_was_deleted),
 	  T(plan_scale_to_zero_keeps_the_lowest_agent_registered_as_a_placeholder),
 	  T(plan_scale_to_zero_registers_a_placeholder_when_no_agent_is_left),
 	  T(plan_scale_up_from_zero_puts_the_placeholder_back_in_a_container))
