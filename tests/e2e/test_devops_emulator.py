@@ -334,8 +334,15 @@ def test_entra_token_for_devops_works_and_one_for_arm_is_refused(dv):
 # ---- job requests, retries ----------------------------------------------------------------------
 
 
+def placeholder(dv):
+    """An offline agent: Azure DevOps fails a job at once in a pool with no
+    agent at all, and keeps it queued while one is registered."""
+    dv.run("agent-add", str(dv.pool_id), "placeholder-0")
+
+
 def test_queued_count_matches_the_jobs_queued(dv):
     assert dv.run("queued", str(dv.pool_id)).out["queued"] == 0
+    placeholder(dv)
     dv.queue(4)
     r = dv.run("queued", str(dv.pool_id))
     assert r.out["queued"] == 4
@@ -347,6 +354,7 @@ def test_queued_count_matches_the_jobs_queued(dv):
 
 
 def test_429_with_retry_after_is_retried(dv):
+    placeholder(dv)
     dv.emu.fault(path="/devops/.*/jobrequests", status=429, count=1, retryAfter=1)
     dv.queue(2)
     r = dv.run("queued", str(dv.pool_id))
