@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "hash.h"
 #include "xalloc.h"
 
 #include <math.h>
@@ -275,16 +276,13 @@ static int values_equal(const struct ctl_metric *f, const struct series *s,
 	return 1;
 }
 
-/* FNV-1a over the values, each ended by a byte no label value holds
- * unescaped in a name ("a","bc" and "ab","c" differ). */
+/* The values, each ended by a byte no UTF-8 text holds ("a","bc" and
+ * "ab","c" differ). */
 static uint64_t values_hash(size_t nlabels, const char *const values[])
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < nlabels; i++) {
-		for (const char *c = values && values[i] ? values[i] : ""; *c; c++)
-			h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-		h = (h ^ 0xffu) * 1099511628211ULL;
-	}
+	uint64_t h = CTL_FNV1A_INIT;
+	for (size_t i = 0; i < nlabels; i++)
+		h = ctl_fnv1a_byte(ctl_fnv1a_str(h, values ? values[i] : NULL), 0xff);
 	return h;
 }
 

@@ -14,6 +14,7 @@
 #include "store.h"
 
 #include "error.h"
+#include "hash.h"
 #include "objects.h"
 #include "xalloc.h"
 
@@ -155,11 +156,7 @@ static struct ctl_obj *rec_view(const struct rec *r)
 
 static uint64_t hash_key(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ull;
-	}
+	uint64_t h = ctl_fnv1a_str(CTL_FNV1A_INIT, s);
 	return h;
 }
 

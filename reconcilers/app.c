@@ -9,6 +9,7 @@
 
 #include "objects.h"
 
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -268,4 +269,14 @@ int app_finalizer_gate(struct ctl_obj **obj, struct app *a, const struct ctl_gvr
 	    (*obj)->deleting)
 		return 0;
 	return 1;
+}
+
+void app_sha256_hex(char out[65], const void *data, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32)
+		abort(); /* only when out of memory */
+	for (unsigned int i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }

@@ -114,6 +114,9 @@ void app_json_set_num(cJSON *obj, const char *name, double value);
 int app_secret_read(char **out, struct app *a, const char *ns, const char *name, const char *key);
 void app_secret_free(char *value);
 
+/* The SHA-256 of data as 64 lower-case hex digits and a NUL. */
+void app_sha256_hex(char out[65], const void *data, size_t len);
+
 /* Decode base64 (standard alphabet, padding optional) into a new buffer
  * of *len bytes (NUL-terminated too). NULL when malformed. */
 unsigned char *app_base64_decode(const char *in, size_t *len);

@@ -14,6 +14,7 @@
 #include "agentpool_plan.h"
 #include "azure/identity.h"
 #include "error.h"
+#include "hash.h"
 #include "objects.h"
 #include "xalloc.h"
 
@@ -123,12 +124,12 @@ static void snap_data_dispose(struct snap_data *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* FNV-1a of the name in lower case (Azure names compare case-blind). */
+/* The name's hash in lower case (Azure names compare case-blind). */
 static uint64_t name_hash(const char *name)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = CTL_FNV1A_INIT;
 	for (const char *c = name ? name : ""; *c; c++)
-		h = (h ^ (unsigned char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c)) * 1099511628211ULL;
+		h = ctl_fnv1a_byte(h, (unsigned char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c));
 	return h;
 }
 

@@ -25,6 +25,7 @@
 #include "app.h"
 #include "azure.h"
 #include "azure/aci.h"
+#include "clock.h"
 #include "conditions.h"
 #include "desired.h"
 #include "devops/agentkey.h"
@@ -37,14 +38,12 @@
 #include "xalloc.h"
 
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #define POLL_WORKING_NS (5LL * 1000000000)
 
@@ -131,25 +130,6 @@ static void clients_put(struct pipelineagentpool_clients *c, struct client_entry
 	c->v = xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
 	c->v[c->n++] = e;
 	pthread_mutex_unlock(&c->mu);
-}
-
-static int64_t monotonic_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static char *sha256_hex(const char *s)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	if (!EVP_Digest(s, strlen(s), md, &len, EVP_sha256(), NULL))
-		abort();
-	char *out = xcalloc(2 * len + 1, 1);
-	for (unsigned int i = 0; i < len; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	return out;
 }
 
 /* The spec fields a client is built from, as one text. */
@@ -335,7 +315,7 @@ static int devops_connect(struct pass *p)
 	const struct ctl_obj *obj = p->obj;
 	char msg[1100], *fp = NULL, *shape = client_shape(obj);
 	struct client_entry *e = clients_take(p->a->pap_clients, obj->key);
-	int64_t now = monotonic_ns();
+	int64_t now = ctl_clock_now(ctl_clock_real());
 	int rc;
 
 	bool same_shape = e && !strcmp(e->shape, shape);
@@ -359,7 +339,8 @@ static int devops_connect(struct pass *p)
 			rc = rc ? rc : CTL_ETERMINAL;
 			goto done;
 		}
-		fp = sha256_hex(p->pat);
+		fp = xcalloc(65, 1);
+		app_sha256_hex(fp, p->pat, strlen(p->pat));
 	} else if ((rc = azure_credential_fingerprint(&fp, p->a->azure, obj)) != 0) {
 		rc = app_azure_failure(&p->w, rc, "cannot build the Azure DevOps credential");
 		goto done;
@@ -968,7 +949,7 @@ int pipelineagentpool_reconcile(void *ctx, const char *key, struct ctl_result *o
 	bool jobs_moved = p.client->last_finished != finished_before;
 	/* A LIST has no instanceView: a GET of a group of ours for its
 	 * restartCount and state when view_wanted says (not while deleting). */
-	int64_t now_ns = monotonic_ns();
+	int64_t now_ns = ctl_clock_now(ctl_clock_real());
 	bool sweep = !p.client->swept_ns || now_ns - p.client->swept_ns >= VIEW_SWEEP_NS;
 	if (sweep && !d.deleting)
 		p.client->swept_ns = now_ns;

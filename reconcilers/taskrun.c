@@ -43,7 +43,6 @@
 #include "taskrun_plan.h"
 #include "xalloc.h"
 
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -373,15 +372,6 @@ done:
 	return rc;
 }
 
-static void sha256_hex(char out[65], const unsigned char *data, size_t len)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-	for (unsigned int i = 0; i < mdlen && i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 /* What a run needs beyond the spec, and why it cannot be asked for yet. */
 struct target {
 	struct taskrun_target t;
@@ -524,7 +514,7 @@ static int schedule(struct pass *p, struct target *t)
 			goto done;
 		}
 		char sha[65];
-		sha256_hex(sha, tgz, tgz_len);
+		app_sha256_hex(sha, tgz, tgz_len);
 		cJSON *src = cJSON_CreateObject();
 		cJSON_AddStringToObject(src, "configMap", cm);
 		cJSON_AddStringToObject(src, "relativePath", up.relative_path);
