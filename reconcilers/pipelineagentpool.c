@@ -7,7 +7,7 @@
  * One pass: read the object from the cache, take its Azure DevOps client
  * (kept across passes; the registration credential, the PAT from its
  * Secret or an Entra token for Azure DevOps through spec.credential, is
- * read again at most once a minute), the pool id (status.poolId, else
+ * read again every other pass), the pool id (status.poolId, else
  * one pool GET), the pool's agents (one LIST), the pool's job requests
  * (one LIST: queued and completed), the resource group's container groups
  * (one LIST, kept when tagged acrpool.dev/owner = <namespace>.<name>),
@@ -50,12 +50,11 @@
 /* The Azure DevOps client of each object, kept across passes, so a pass
  * costs no Secret read and, with Entra registration, no token request (the
  * identity keeps its token for its lifetime). The credential is read again
- * at most once a CREDENTIAL_RECHECK_NS, and at the next pass after Azure
+ * every other pass (recheck_ns), and at the next pass after Azure
  * DevOps refused it; a change of the spec fields the client is built from
  * (organization, registration, credential, cloud) builds a new one at once.
  * A pass takes its object's entry out of the list and puts it back at its
  * end, so an entry is only ever used by one thread. */
-#define CREDENTIAL_RECHECK_NS (60LL * 1000000000)
 
 struct client_entry {
 	char *key;            /* namespace/name */
@@ -64,6 +63,12 @@ struct client_entry {
 	int64_t checked_ns;   /* when the credential was last read */
 	int64_t swept_ns;     /* when every group was last read one by one (view_wanted) */
 	int64_t last_finished; /* the newest finished job request of our agents seen */
+	/* spec.aci.environment's Secrets as last read (read_env_secrets):
+	 * for the environment env_shape, at env_read_ns, one per item. */
+	char *env_shape;
+	size_t nenv;
+	char **env_rv, **env_val;
+	int64_t env_read_ns;
 	struct identity *id;  /* Entra registration */
 	struct devops_client *dc;
 };
@@ -74,10 +79,31 @@ struct pipelineagentpool_clients {
 	size_t n;
 };
 
+static void wipe_free(char *s)
+{
+	if (s) {
+		volatile char *p = s;
+		while (*p)
+			*p++ = 0;
+		free(s);
+	}
+}
+
+/* Free n strings of v (wiped: they may be Secret values) and v. */
+static void strings_free(char **v, size_t n, bool wipe)
+{
+	for (size_t i = 0; v && i < n; i++)
+		wipe ? wipe_free(v[i]) : free(v[i]);
+	free(v);
+}
+
 static void client_entry_free(struct client_entry *e)
 {
 	if (!e)
 		return;
+	strings_free(e->env_rv, e->nenv, false);
+	strings_free(e->env_val, e->nenv, true);
+	free(e->env_shape);
 	devops_client_free(e->dc);
 	identity_free(e->id);
 	free(e->key);
@@ -179,24 +205,18 @@ struct pass {
 	bool released;
 };
 
-static void wipe_free(char *s)
+/* How long what was read of a Secret is trusted: two passes of a Ready
+ * pool (a minute at the default --queue-poll-interval of 30 s), so a
+ * rotated Secret is seen by the second pass after it. */
+static int64_t recheck_ns(const struct pass *p)
 {
-	if (s) {
-		volatile char *p = s;
-		while (*p)
-			*p++ = 0;
-		free(s);
-	}
+	return 2 * p->a->opts->queue_poll_ms * CTL_MSEC;
 }
 
 static void pass_dispose(struct pass *p)
 {
-	for (size_t i = 0; i < p->nenv; i++) {
-		free(p->env_rv[i]);
-		wipe_free(p->env_val[i]);
-	}
-	free(p->env_rv);
-	free(p->env_val);
+	strings_free(p->env_rv, p->nenv, false);
+	strings_free(p->env_val, p->nenv, true);
 	if (p->views)
 		for (size_t i = 0; i < p->ngroups; i++)
 			arm_container_group_free(p->views[i]);
@@ -319,7 +339,7 @@ static int devops_connect(struct pass *p)
 	int rc;
 
 	bool same_shape = e && !strcmp(e->shape, shape);
-	if (same_shape && now - e->checked_ns < CREDENTIAL_RECHECK_NS) {
+	if (same_shape && now - e->checked_ns < recheck_ns(p)) {
 		free(shape);
 		p->client = e;
 		p->dc = e->dc;
@@ -395,11 +415,18 @@ done:
 	return rc;
 }
 
-/* The Secrets of spec.aci.environment: resourceVersion (for the hash) and
- * value (for the PUT). A missing one stalls. */
-static int read_env_secrets(struct pass *p)
+/* n strings of v copied (NULLs kept). */
+static char **strings_dup(char *const *v, size_t n)
 {
-	const cJSON *env = ctl_obj_field(p->obj, "spec.aci.environment");
+	char **out = xcalloc(n + 1, sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i] = v[i] ? xstrdup(v[i]) : NULL;
+	return out;
+}
+
+/* Read the Secrets of env from the API server into p. */
+static int read_env_secrets_now(struct pass *p, const cJSON *env)
+{
 	p->nenv = cJSON_IsArray(env) ? (size_t)cJSON_GetArraySize(env) : 0;
 	p->env_rv = xcalloc(p->nenv + 1, sizeof(*p->env_rv));
 	p->env_val = xcalloc(p->nenv + 1, sizeof(*p->env_val));
@@ -437,6 +464,43 @@ static int read_env_secrets(struct pass *p)
 		i++;
 	}
 	return 0;
+}
+
+/* The Secrets of spec.aci.environment: resourceVersion (for the hash) and
+ * value (for the PUT). A missing one stalls. Read from the API server at
+ * every other pass (recheck_ns), as the registration credential is (a
+ * rotated Secret rolls the instances from the second pass after), and at once
+ * when the environment in the spec changed; in between, the object's
+ * client entry holds what was read. */
+static int read_env_secrets(struct pass *p)
+{
+	const cJSON *env = ctl_obj_field(p->obj, "spec.aci.environment");
+	struct client_entry *c = p->client;
+	int64_t now = ctl_clock_now(ctl_clock_real());
+	char *shape = env ? cJSON_PrintUnformatted(env) : xstrdup("");
+	if (!shape)
+		abort();
+	if (c->env_shape && !strcmp(c->env_shape, shape) && now - c->env_read_ns < recheck_ns(p)) {
+		free(shape);
+		p->nenv = c->nenv;
+		p->env_rv = strings_dup(c->env_rv, c->nenv);
+		p->env_val = strings_dup(c->env_val, c->nenv);
+		return 0;
+	}
+	int rc = read_env_secrets_now(p, env);
+	if (rc == 0) {
+		strings_free(c->env_rv, c->nenv, false);
+		strings_free(c->env_val, c->nenv, true);
+		free(c->env_shape);
+		c->env_shape = shape;
+		c->nenv = p->nenv;
+		c->env_rv = strings_dup(p->env_rv, p->nenv);
+		c->env_val = strings_dup(p->env_val, p->nenv);
+		c->env_read_ns = now;
+	} else {
+		free(shape);
+	}
+	return rc;
 }
 
 /* The registry a private image is pulled from: spec.aci.imagePull.server,
