@@ -70,7 +70,7 @@ from emulator import CLIENT, SUB, TENANT, Emulator  # noqa: E402
 from harness import OPERATOR, SP_SECRET, start_operator  # noqa: E402
 from kubeenv import Kube, _read_env  # noqa: E402
 from procs import wait_until  # noqa: E402
-from scale import Admin, Tail, cpu_seconds, machine, operator_audit_events, status_kb  # noqa: E402
+from scale import Admin, Tail, cpu_seconds, machine, operator_audit_events, status_kb, table  # noqa: E402
 
 ORG = "contoso"
 IMAGE = "example.azurecr.io/azp-agent:1"
@@ -405,16 +405,6 @@ def run(args):
 
 # ---- printing ----
 
-def table(title, header, rows):
-    print()
-    print(f"### {title}")
-    print()
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
-
-
 def by_kind(counts, div, svc=None, pick=None):
     """'kind verb x.xx' pairs of one service, each count over div."""
     items = sorted((k, v) for k, v in counts.items() if (svc is None or k[0] == svc) and (pick is None or pick(k)))
@@ -445,30 +435,24 @@ def report(res, args):
           f"principal Secret, Azure DevOps pool and resource group each, applied at once; {WORKERS} workers; "
           f"--queue-poll-interval {POLL}; whole run {res['wall_s']:.0f} s")
     p = n * passes
+    # The four columns: a window of res and what its counts are divided by.
+    cols = [("create", inst), ("pass", p), ("pass", p * c), ("delete", inst)]
+
+    def figure(label, count, api=False):
+        return [label] + [f"{count(res[k + ('_api' if api else '')]) / d:.2f}" for k, d in cols]
+
+    def kinds(label, show, api=False):
+        return [label] + [show(res[k + ('_api' if api else '')], d) for k, d in cols]
     rows = [
-        ["ARM requests", f"{total(res['create'], 'arm') / inst:.2f}", f"{total(res['pass'], 'arm') / p:.2f}",
-         f"{total(res['pass'], 'arm') / p / c:.2f}", f"{total(res['delete'], 'arm') / inst:.2f}"],
-        ["ARM writes", f"{total(res['create'], 'arm', True) / inst:.2f}",
-         f"{total(res['pass'], 'arm', True) / p:.2f}", f"{total(res['pass'], 'arm', True) / p / c:.2f}",
-         f"{total(res['delete'], 'arm', True) / inst:.2f}"],
-        ["ARM by kind", by_kind(res["create"], inst, "arm"), by_kind(res["pass"], p, "arm"),
-         by_kind(res["pass"], p * c, "arm"), by_kind(res["delete"], inst, "arm")],
-        ["Azure DevOps requests", f"{total(res['create'], 'devops') / inst:.2f}",
-         f"{total(res['pass'], 'devops') / p:.2f}", f"{total(res['pass'], 'devops') / p / c:.2f}",
-         f"{total(res['delete'], 'devops') / inst:.2f}"],
-        ["Azure DevOps writes", f"{total(res['create'], 'devops', True) / inst:.2f}",
-         f"{total(res['pass'], 'devops', True) / p:.2f}", f"{total(res['pass'], 'devops', True) / p / c:.2f}",
-         f"{total(res['delete'], 'devops', True) / inst:.2f}"],
-        ["Azure DevOps by kind", by_kind(res["create"], inst, "devops"), by_kind(res["pass"], p, "devops"),
-         by_kind(res["pass"], p * c, "devops"), by_kind(res["delete"], inst, "devops")],
-        ["API server requests (LIST/WATCH apart)", f"{api_total(res['create_api']) / inst:.2f}",
-         f"{api_total(res['pass_api']) / p:.2f}", f"{api_total(res['pass_api']) / p / c:.2f}",
-         f"{api_total(res['delete_api']) / inst:.2f}"],
-        ["API server writes", f"{api_total(res['create_api'], True) / inst:.2f}",
-         f"{api_total(res['pass_api'], True) / p:.2f}", f"{api_total(res['pass_api'], True) / p / c:.2f}",
-         f"{api_total(res['delete_api'], True) / inst:.2f}"],
-        ["API server by kind", api_by_kind(res["create_api"], inst), api_by_kind(res["pass_api"], p),
-         api_by_kind(res["pass_api"], p * c), api_by_kind(res["delete_api"], inst)],
+        figure("ARM requests", lambda r: total(r, "arm")),
+        figure("ARM writes", lambda r: total(r, "arm", True)),
+        kinds("ARM by kind", lambda r, d: by_kind(r, d, "arm")),
+        figure("Azure DevOps requests", lambda r: total(r, "devops")),
+        figure("Azure DevOps writes", lambda r: total(r, "devops", True)),
+        kinds("Azure DevOps by kind", lambda r, d: by_kind(r, d, "devops")),
+        figure("API server requests (LIST/WATCH apart)", api_total, api=True),
+        figure("API server writes", lambda r: api_total(r, True), api=True),
+        kinds("API server by kind", api_by_kind, api=True),
     ]
     table("Operator requests per instance created, per pass of a Ready pool, per instance deleted",
           ["figure", "per instance created", "per pass of a Ready pool", "per pass, per instance",

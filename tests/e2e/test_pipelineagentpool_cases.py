@@ -216,16 +216,7 @@ def test_image_change_while_jobs_run_never_cuts_a_job_short(kube, namespace, env
                timeout=30)
     running = {j["agent"]["name"]: j for j in env.jobs() if j["state"] == "assigned"}
     assert sorted(running) == ["agents-0", "agents-1", "agents-2"], running
-    changed = time.time()
-    kube.run("patch", "pipelineagentpool", "agents", "-n", namespace, "--type=json", "-p",
-             json.dumps([{"op": "replace", "path": "/spec/aci/image", "value": IMAGE2}]))
-
-    def rolled():
-        names = {p["path"].rsplit("/", 1)[1] for p in group_puts(env.emu, changed)
-                 if p["body"]["properties"]["containers"][0]["properties"]["image"] == IMAGE2}
-        return names == {"agents-0", "agents-1", "agents-2"}
-    wait_until("every group replaced with the new image", rolled, timeout=120)
-    wait_ready(kube, namespace, count=3, timeout=60)
+    changed = roll_to(kube, namespace, env, IMAGE2, timeout=120)
 
     jobs = env.jobs()
     assert all(j["state"] == "finished" and j["result"] == "succeeded" for j in jobs), \
@@ -236,6 +227,22 @@ def test_image_change_while_jobs_run_never_cuts_a_job_short(kube, namespace, env
     # rewritten while another one's replacement is still to come. (That the
     # replaced agent is also back online first: the next test.)
     assert_one_at_a_time(out_of_service(env, changed, running, until="replaced"), changed)
+
+
+def roll_to(kube, namespace, env, image, timeout):
+    """Change the image of the pool of 3 and wait until every group was
+    replaced with it and the pool is Ready again; the time of the change."""
+    changed = time.time()
+    kube.run("patch", "pipelineagentpool", "agents", "-n", namespace, "--type=json", "-p",
+             json.dumps([{"op": "replace", "path": "/spec/aci/image", "value": image}]))
+
+    def rolled():
+        names = {p["path"].rsplit("/", 1)[1] for p in group_puts(env.emu, changed)
+                 if p["body"]["properties"]["containers"][0]["properties"]["image"] == image}
+        return names == {"agents-0", "agents-1", "agents-2"}
+    wait_until("every group replaced with the new image", rolled, timeout=timeout)
+    wait_ready(kube, namespace, count=3, timeout=60)
+    return changed
 
 
 def out_of_service(env, since, running=None, until="online"):
@@ -295,16 +302,7 @@ def test_roll_waits_for_the_replaced_agent_to_come_online(kube, namespace, env, 
     obj["spec"]["aci"]["environment"].append({"name": "AGENT_SIM_START_SECONDS", "value": "10"})
     kube.apply(obj, namespace)
     wait_ready(kube, namespace, count=3, timeout=120)
-    changed = time.time()
-    kube.run("patch", "pipelineagentpool", "agents", "-n", namespace, "--type=json", "-p",
-             json.dumps([{"op": "replace", "path": "/spec/aci/image", "value": IMAGE2}]))
-
-    def rolled():
-        names = {p["path"].rsplit("/", 1)[1] for p in group_puts(env.emu, changed)
-                 if p["body"]["properties"]["containers"][0]["properties"]["image"] == IMAGE2}
-        return names == {"agents-0", "agents-1", "agents-2"}
-    wait_until("every group replaced with the new image", rolled, timeout=150)
-    wait_ready(kube, namespace, count=3, timeout=60)
+    changed = roll_to(kube, namespace, env, IMAGE2, timeout=150)
     assert_one_at_a_time(out_of_service(env, changed), changed)
 
 

@@ -10,6 +10,8 @@
 #include "tlscert.h"
 #include "xalloc.h"
 
+#include "secret_volume.h"
+
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -380,54 +382,6 @@ TEST(http_tls_from_files)
 	curl_global_cleanup();
 }
 
-/* Publish a pair in dir as the kubelet updates a Secret volume: a new
- * directory ..gen<gen>, a new ..data symlink renamed over the old one,
- * tls.crt and tls.key linked through ..data. */
-static void publish(const char *dir, int gen, const char *crt, const char *key)
-{
-	char d[256], p[320], tmp[320], data[320];
-	snprintf(d, sizeof(d), "%s/..gen%d", dir, gen);
-	CHECK(mkdir(d, 0700) == 0);
-	snprintf(p, sizeof(p), "%s/tls.crt", d);
-	FILE *f = fopen(p, "w");
-	fputs(crt, f);
-	fclose(f);
-	snprintf(p, sizeof(p), "%s/tls.key", d);
-	f = fopen(p, "w");
-	fputs(key, f);
-	fclose(f);
-	snprintf(tmp, sizeof(tmp), "%s/..data_tmp", dir);
-	snprintf(data, sizeof(data), "%s/..data", dir);
-	snprintf(p, sizeof(p), "..gen%d", gen);
-	CHECK(symlink(p, tmp) == 0);
-	CHECK(rename(tmp, data) == 0);
-	if (gen == 0) {
-		snprintf(p, sizeof(p), "%s/tls.crt", dir);
-		CHECK(symlink("..data/tls.crt", p) == 0);
-		snprintf(p, sizeof(p), "%s/tls.key", dir);
-		CHECK(symlink("..data/tls.key", p) == 0);
-	}
-}
-
-static void unpublish(const char *dir, int gens)
-{
-	char p[320];
-	for (int g = 0; g < gens; g++) {
-		snprintf(p, sizeof(p), "%s/..gen%d/tls.crt", dir, g);
-		unlink(p);
-		snprintf(p, sizeof(p), "%s/..gen%d/tls.key", dir, g);
-		unlink(p);
-		snprintf(p, sizeof(p), "%s/..gen%d", dir, g);
-		rmdir(p);
-	}
-	const char *links[] = {"tls.crt", "tls.key", "..data"};
-	for (int i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, links[i]);
-		unlink(p);
-	}
-	rmdir(dir);
-}
-
 TEST(http_tls_presents_a_rotated_certificate_without_a_restart)
 {
 	struct ctl_tlscert a = CTL_TLSCERT_INIT, b = CTL_TLSCERT_INIT, c = CTL_TLSCERT_INIT;
@@ -440,7 +394,7 @@ TEST(http_tls_presents_a_rotated_certificate_without_a_restart)
 	CHECK_INT(ctl_tlscert_self_signed(&a, (const char *[]){"127.0.0.1", NULL}), 0);
 	CHECK_INT(ctl_tlscert_self_signed(&b, (const char *[]){"127.0.0.1", NULL}), 0);
 	CHECK_INT(ctl_tlscert_self_signed(&c, (const char *[]){"127.0.0.1", NULL}), 0);
-	publish(dir, 0, a.cert_pem, a.key_pem);
+	secret_volume_publish(dir, 0, a.cert_pem, a.key_pem);
 	struct ctl_http *h = serve(&(struct ctl_http_opts){.tls_cert_file = crt, .tls_key_file = key});
 	int port = ctl_http_port(h);
 
@@ -452,7 +406,7 @@ TEST(http_tls_presents_a_rotated_certificate_without_a_restart)
 	CHECK_INT(fetch_tls(&r, port, "/healthz", NULL, b.cert_pem), -1);
 	ctl_buf_dispose(&r.body);
 
-	publish(dir, 1, b.cert_pem, b.key_pem);
+	secret_volume_publish(dir, 1, b.cert_pem, b.key_pem);
 	CHECK_INT(fetch_tls(&r, port, "/healthz", NULL, b.cert_pem), 0);
 	CHECK_INT(r.status, 200);
 	ctl_buf_dispose(&r.body);
@@ -460,7 +414,7 @@ TEST(http_tls_presents_a_rotated_certificate_without_a_restart)
 	ctl_buf_dispose(&r.body);
 
 	/* A pair that does not match (c's certificate, a's key): b stays. */
-	publish(dir, 2, c.cert_pem, a.key_pem);
+	secret_volume_publish(dir, 2, c.cert_pem, a.key_pem);
 	for (int i = 0; i < 2; i++) {
 		CHECK_INT(fetch_tls(&r, port, "/healthz", NULL, b.cert_pem), 0);
 		CHECK_INT(r.status, 200);
@@ -468,7 +422,7 @@ TEST(http_tls_presents_a_rotated_certificate_without_a_restart)
 	}
 
 	ctl_http_free(h);
-	unpublish(dir, 3);
+	secret_volume_remove(dir, 3);
 	ctl_tlscert_dispose(&a);
 	ctl_tlscert_dispose(&b);
 	ctl_tlscert_dispose(&c);

@@ -7,6 +7,8 @@
 #include "tlscert.h"
 #include "xalloc.h"
 
+#include "secret_volume.h"
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -18,62 +20,6 @@
 #include <unistd.h>
 
 #define GENERATIONS 8
-
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	CHECK(f != NULL);
-	if (!f)
-		return;
-	fputs(text, f);
-	fclose(f);
-}
-
-/* Publish a pair in dir as the kubelet does: the files go into a new
- * directory ..gen<gen>, ..data is pointed at it by renaming a new symlink
- * over it, and tls.crt and tls.key are links through ..data. */
-static void publish(const char *dir, int gen, const char *crt, const char *key)
-{
-	char d[512], p[600], tmp[600], data[600];
-	snprintf(d, sizeof(d), "%s/..gen%d", dir, gen);
-	CHECK(mkdir(d, 0700) == 0);
-	snprintf(p, sizeof(p), "%s/tls.crt", d);
-	write_file(p, crt);
-	snprintf(p, sizeof(p), "%s/tls.key", d);
-	write_file(p, key);
-	snprintf(tmp, sizeof(tmp), "%s/..data_tmp", dir);
-	snprintf(data, sizeof(data), "%s/..data", dir);
-	snprintf(p, sizeof(p), "..gen%d", gen);
-	CHECK(symlink(p, tmp) == 0);
-	CHECK(rename(tmp, data) == 0);
-	const char *names[] = {"tls.crt", "tls.key"};
-	for (int i = 0; i < 2; i++) {
-		struct stat st;
-		snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
-		snprintf(tmp, sizeof(tmp), "..data/%s", names[i]);
-		if (lstat(p, &st) != 0)
-			CHECK(symlink(tmp, p) == 0);
-	}
-}
-
-static void unpublish(const char *dir)
-{
-	char p[600];
-	for (int g = 0; g < GENERATIONS; g++) {
-		snprintf(p, sizeof(p), "%s/..gen%d/tls.crt", dir, g);
-		unlink(p);
-		snprintf(p, sizeof(p), "%s/..gen%d/tls.key", dir, g);
-		unlink(p);
-		snprintf(p, sizeof(p), "%s/..gen%d", dir, g);
-		rmdir(p);
-	}
-	const char *links[] = {"tls.crt", "tls.key", "..data"};
-	for (int i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, links[i]);
-		unlink(p);
-	}
-	rmdir(dir);
-}
 
 /* The SHA-256 of a PEM certificate's DER, in hex. */
 static void fingerprint_of(const char *pem, char out[65])
@@ -116,7 +62,7 @@ TEST(tlscert_watcher_follows_a_symlink_swap)
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(crt, sizeof(crt), "%s/tls.crt", dir);
 	snprintf(key, sizeof(key), "%s/tls.key", dir);
-	publish(dir, 0, a.cert_pem, a.key_pem);
+	secret_volume_publish(dir, 0, a.cert_pem, a.key_pem);
 
 	CHECK_INT(ctl_certwatcher_new(&w, crt, key), 0);
 	ctl_certwatcher_fingerprint(w, fp);
@@ -124,7 +70,7 @@ TEST(tlscert_watcher_follows_a_symlink_swap)
 	CHECK_STR(fp, want);
 	CHECK_INT(ctl_certwatcher_poll(w), 0);
 
-	publish(dir, 1, b.cert_pem, b.key_pem);
+	secret_volume_publish(dir, 1, b.cert_pem, b.key_pem);
 	CHECK_INT(ctl_certwatcher_poll(w), 1);
 	ctl_certwatcher_fingerprint(w, fp);
 	fingerprint_of(b.cert_pem, want);
@@ -132,7 +78,7 @@ TEST(tlscert_watcher_follows_a_symlink_swap)
 	CHECK_INT(ctl_certwatcher_poll(w), 0); /* nothing new since */
 
 	ctl_certwatcher_free(w);
-	unpublish(dir);
+	secret_volume_remove(dir, GENERATIONS);
 	ctl_tlscert_dispose(&a);
 	ctl_tlscert_dispose(&b);
 }
@@ -145,13 +91,13 @@ TEST(tlscert_watcher_keeps_the_old_pair_when_the_new_one_is_bad)
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(crt, sizeof(crt), "%s/tls.crt", dir);
 	snprintf(key, sizeof(key), "%s/tls.key", dir);
-	publish(dir, 0, a.cert_pem, a.key_pem);
+	secret_volume_publish(dir, 0, a.cert_pem, a.key_pem);
 	CHECK_INT(ctl_certwatcher_new(&w, crt, key), 0);
 	fingerprint_of(a.cert_pem, want);
 
 	/* b's certificate with c's key: refused, a stays, and the report
 	 * names the files, never their contents. */
-	publish(dir, 1, b.cert_pem, c.key_pem);
+	secret_volume_publish(dir, 1, b.cert_pem, c.key_pem);
 	CHECK_INT(ctl_certwatcher_poll(w), CTL_EINVALID);
 	const char *msg = ctl_error_last()->message;
 	CHECK(strstr(msg, "is not the certificate's") != NULL);
@@ -166,7 +112,7 @@ TEST(tlscert_watcher_keeps_the_old_pair_when_the_new_one_is_bad)
 	CHECK_INT(ctl_certwatcher_poll(w), 0);
 
 	/* Not PEM at all. */
-	publish(dir, 2, "not a certificate\n", c.key_pem);
+	secret_volume_publish(dir, 2, "not a certificate\n", c.key_pem);
 	CHECK_INT(ctl_certwatcher_poll(w), CTL_EINVALID);
 	CHECK(strstr(ctl_error_last()->message, "no PEM certificate") != NULL);
 	ctl_certwatcher_fingerprint(w, fp);
@@ -183,21 +129,21 @@ TEST(tlscert_watcher_keeps_the_old_pair_when_the_new_one_is_bad)
 	CHECK_STR(fp, want);
 
 	/* The certificate gone, the key still there: reported once. */
-	publish(dir, 4, c.cert_pem, c.key_pem);
+	secret_volume_publish(dir, 4, c.cert_pem, c.key_pem);
 	snprintf(link, sizeof(link), "%s/..gen4/tls.crt", dir);
 	CHECK(unlink(link) == 0);
 	CHECK_INT(ctl_certwatcher_poll(w), CTL_EINVALID);
 	CHECK_INT(ctl_certwatcher_poll(w), 0);
 
 	/* A good pair again: taken. */
-	publish(dir, 5, c.cert_pem, c.key_pem);
+	secret_volume_publish(dir, 5, c.cert_pem, c.key_pem);
 	CHECK_INT(ctl_certwatcher_poll(w), 1);
 	ctl_certwatcher_fingerprint(w, fp);
 	fingerprint_of(c.cert_pem, want);
 	CHECK_STR(fp, want);
 
 	ctl_certwatcher_free(w);
-	unpublish(dir);
+	secret_volume_remove(dir, GENERATIONS);
 	ctl_tlscert_dispose(&a);
 	ctl_tlscert_dispose(&b);
 	ctl_tlscert_dispose(&c);
