@@ -74,6 +74,11 @@ for its location, a token fetched once and cached, requeue after Retry-After
 or 5 s while Azure says Creating, the measurement code.
 
 Not the same (the peer is a minimal operator, ours the product):
+- the finalizer: ours is set by the API server when the bench creates the
+  pool, through manifests/base's MutatingAdmissionPolicy (installed for
+  our run, bound to its namespace, removed before the peer's; its CEL runs
+  in the API server, whose CPU is measured); the peer adds it with an
+  Update, the usual way, as our operator does where no policy sets it;
 - the peer writes no Events, reads no queue (listQueueStatus), keeps no
   registry snapshot (it PUTs every pool it reconciles; an idempotent PUT
   as Azure Service Operator does), and has no Registry, Task or TaskRun
@@ -119,7 +124,8 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 os.environ.setdefault("ACRPOOL_BUILD_DIR", str(ROOT / "build-bench"))
 
 from emulator import CLIENT, RG, SUB, TENANT, Emulator  # noqa: E402
-from harness import OPERATOR, OPERATOR_USER, SP_SECRET, operator_identity, registry_obj, start_operator  # noqa: E402
+from harness import (OPERATOR, OPERATOR_USER, SP_SECRET, finalizer_on_create, install_finalizer_policy,  # noqa: E402
+                     operator_identity, registry_obj, remove_finalizer_policy, start_operator)
 from kubeenv import Kube, _read_env  # noqa: E402
 from procs import Proc, wait_until  # noqa: E402
 
@@ -488,6 +494,12 @@ def run_one(kube, audit, tmp, n, which, peer_bin):
             emu.registry(SUB, RG, r, sku="Premium", quota=QUOTA)
         kube.run("apply", "-n", ns, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
             registry_obj(name=r, azure_name=r, quota=QUOTA) for r in regs]}))
+        if which == "acrpool":
+            # Installed as manifests/base installs it, but bound to this
+            # namespace only, and gone before the peer's run.
+            install_finalizer_policy(kube, ns, namespaces=[ns])
+        else:
+            assert finalizer_on_create(kube, ns) is False, "the peer's pools would get the finalizer from our policy"
         a_start = audit.end()
         if which == "acrpool":
             op = Operator(start_operator(kube, emu, ns, "--resync-period", RESYNC, "--workers", str(WORKERS)))
@@ -611,6 +623,8 @@ def run_one(kube, audit, tmp, n, which, peer_bin):
         if op:
             op.stop()
         emu.stop()
+        if which == "acrpool":
+            remove_finalizer_policy(kube, ns)
     return res
 
 

@@ -87,6 +87,58 @@ def install_operator_rbac(kube):
         _rbac_applied.add(kube.kubeconfig)
 
 
+POLICY_KINDS = {"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"}
+POLICY_NAME = "acrpool-finalizer"
+FINALIZER = "acrpool.dev/finalizer"
+
+
+def finalizer_policy_objects(kube, namespaces=None):
+    """manifests/base's finalizer policy (the API server sets the operator's
+    finalizer on create); with namespaces, its binding matches only those,
+    as the single-namespace overlay's does."""
+    yaml_text = kube.run("kustomize", str(BASE)).stdout
+    out = kube.run("create", "--dry-run=client", "--validate=false", "-o", "json", "-f", "-",
+                   input=yaml_text).stdout
+    objs = [o for o in _json_objects(out) if o["kind"] in POLICY_KINDS]
+    assert {o["kind"] for o in objs} == POLICY_KINDS, objs
+    if namespaces:
+        for o in objs:
+            if o["kind"] == "MutatingAdmissionPolicyBinding":
+                o["spec"]["matchResources"] = {"namespaceSelector": {"matchExpressions": [
+                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(namespaces)}]}}
+    return objs
+
+
+def finalizer_on_create(kube, namespace):
+    """Whether an AgentPool created in namespace now gets the finalizer from
+    the API server (a server-side dry run: admission runs, nothing is kept);
+    None while the API server does not serve AgentPools yet."""
+    obj = {"apiVersion": "acrpool.dev/v1alpha1", "kind": "AgentPool",
+           "metadata": {"name": "policy-probe", "namespace": namespace},
+           "spec": {"registryRef": {"name": "probe"}, "tier": "S1", "count": 0}}
+    p = kube.run("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(obj), check=False)
+    if p.returncode != 0:
+        # A CRD just Established may not be served for a moment yet.
+        assert "ServiceUnavailable" in p.stderr, p.stderr
+        return None
+    return FINALIZER in (json.loads(p.stdout)["metadata"].get("finalizers") or [])
+
+
+def install_finalizer_policy(kube, probe_namespace, namespaces=None):
+    """Apply the finalizer policy and wait until the API server enforces it
+    (its policy informer picks a new policy up within a second or so)."""
+    kube.run("apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": finalizer_policy_objects(kube, namespaces)}))
+    wait_until("the finalizer policy enforced", lambda: finalizer_on_create(kube, probe_namespace), timeout=30)
+
+
+def remove_finalizer_policy(kube, probe_namespace):
+    kube.run("delete", "mutatingadmissionpolicybinding,mutatingadmissionpolicy", POLICY_NAME,
+             "--ignore-not-found")
+    wait_until("the finalizer policy gone", lambda: finalizer_on_create(kube, probe_namespace) is False,
+               timeout=30)
+
+
 class OperatorIdentity:
     """A kubeconfig for the operator's ServiceAccount: the admin kubeconfig's
     server and CA, a TokenRequest token, the context namespace acrpool-system

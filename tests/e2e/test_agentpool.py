@@ -7,7 +7,7 @@ import time
 import pytest
 
 from emulator import CLIENT, RG, SUB, TENANT, Emulator
-from harness import (SP_SECRET, arm, events, pool_obj, registry_obj, setup_azure, start_operator,
+from harness import (FINALIZER, SP_SECRET, arm, events, pool_obj, registry_obj, setup_azure, start_operator,
                       wait_condition, wait_event, wait_events)
 from procs import wait_until
 
@@ -361,6 +361,71 @@ def test_delete_while_creating_ends_with_no_pool(kube, namespace, azure, operato
                                                    check=False).returncode != 0, timeout=90)
     assert azure_pool(azure, "hasty") is None
 
+
+
+# The finalizer: set by the API server (manifests/base's policy) or by us --
+
+def operator_entries(obj, other_manager):
+    """(operation, subresource) of each managedFields entry not of
+    other_manager: what the operator (and only it) wrote to the object."""
+    return sorted((m["operation"], m.get("subresource", "")) for m in obj["metadata"]["managedFields"]
+                  if m["manager"] != other_manager)
+
+
+def with_managed_fields(kube, kind, name, namespace):
+    return json.loads(kube.run("get", kind, name, "-n", namespace, "-o", "json", "--show-managed-fields").stdout)
+
+
+def test_finalizer_set_at_create_leaves_the_operator_only_its_status(kube, namespace, azure, operator):
+    """Under manifests/base's finalizer policy (Kubernetes 1.36 or later,
+    as on the test API server) the API server sets the finalizer when a
+    GitOps controller creates the pool with a server-side apply: the
+    operator's only write to the pool is its status (no finalizer write
+    first), a later apply that does not name the finalizer leaves it in
+    place, and deletion still waits on it until the Azure pool is gone."""
+    operator()
+    manifest = pool_obj("gitopspool", count=1)
+    manifest["metadata"]["namespace"] = namespace
+
+    def ssa(obj):
+        kube.run("apply", "--server-side", "--field-manager=gitops", "-f", "-", input=json.dumps(obj))
+    ssa(manifest)
+    wait_condition(kube, "agentpool", "gitopspool", namespace, "Ready")
+    obj = with_managed_fields(kube, "agentpool", "gitopspool", namespace)
+    assert obj["metadata"]["finalizers"] == [FINALIZER]
+    assert operator_entries(obj, "gitops") == [("Update", "status")]
+
+    manifest["spec"]["count"] = 2
+    ssa(manifest)
+    wait_until("Azure count 2", lambda: azure_pool(azure, "gitopspool")["properties"]["count"] == 2)
+    obj = with_managed_fields(kube, "agentpool", "gitopspool", namespace)
+    assert obj["metadata"]["finalizers"] == [FINALIZER]
+    assert operator_entries(obj, "gitops") == [("Update", "status")]
+
+    kube.run("delete", "agentpool", "gitopspool", "-n", namespace, "--timeout=60s")
+    assert azure_pool(azure, "gitopspool") is None
+
+
+def test_finalizer_missing_is_written_by_the_operator(kube, namespace, azure, operator):
+    """Where no policy sets it (a cluster older than 1.36, or someone took it
+    off by hand), the operator writes the finalizer itself, the same gate
+    every pass goes through before Azure is touched."""
+    operator()
+    kube.apply(pool_obj("handmade", count=1), namespace)
+    wait_condition(kube, "agentpool", "handmade", namespace, "Ready")
+    azure.clear_requests()
+    kube.run("patch", "agentpool", "handmade", "-n", namespace, "--type=json", "-p",
+             json.dumps([{"op": "remove", "path": "/metadata/finalizers"},
+                         {"op": "replace", "path": "/spec/count", "value": 2}]))
+    wait_until("Azure count 2", lambda: azure_pool(azure, "handmade")["properties"]["count"] == 2)
+    obj = with_managed_fields(kube, "agentpool", "handmade", namespace)
+    assert obj["metadata"]["finalizers"] == [FINALIZER]
+    # kubectl's own entries are "kubectl-client-side-apply" and "kubectl-patch".
+    ours = [m for m in obj["metadata"]["managedFields"] if not m["manager"].startswith("kubectl")]
+    assert any(m["operation"] == "Update" and not m.get("subresource") and
+               "f:finalizers" in m["fieldsV1"].get("f:metadata", {}) for m in ours), ours
+    kube.run("delete", "agentpool", "handmade", "-n", namespace, "--timeout=60s")
+    assert azure_pool(azure, "handmade") is None
 
 # 9. Drift and the cost of resync --------------------------------------------
 

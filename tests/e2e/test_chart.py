@@ -56,7 +56,7 @@ from emulator import Emulator
 from harness import OPERATOR, SP_SECRET, pool_obj, setup_azure, wait_condition
 from kubeenv import ROOT
 from procs import Proc
-from test_delivery import BASE, OVERLAY, build, ensure_namespaces, json_stream, known_flags, one
+from test_delivery import BASE, BEFORE_1_36, OVERLAY, build, ensure_namespaces, json_stream, known_flags, one
 
 CHART = ROOT / "charts" / "acrpool"
 RELEASE_NS = "acrpool-system"
@@ -79,17 +79,27 @@ def helm():
     return p.stdout.strip()
 
 
-def template(helm, *sets, ns=RELEASE_NS):
+# What a cluster of Kubernetes 1.36 or later serves and `helm template`
+# does not assume (its built-in API versions are older): the chart's
+# finalizer policy is rendered only where this is served.
+MAP_API = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+
+
+def template(helm, *sets, ns=RELEASE_NS, api_versions=(MAP_API,)):
+    """helm template as against a cluster serving api_versions (by default
+    the test API server's: Kubernetes 1.36)."""
     args = [helm, "template", "acrpool", str(CHART), "-n", ns]
+    for v in api_versions:
+        args += ["--api-versions", v]
     for s in sets:
         args += ["--set", s]
     return subprocess.run(args, capture_output=True, text=True, timeout=120)
 
 
-def render(kube, helm, *sets, ns=RELEASE_NS, check=True):
+def render(kube, helm, *sets, ns=RELEASE_NS, check=True, api_versions=(MAP_API,)):
     """helm template of the chart as a list of objects (YAML turned into JSON
     by kubectl, as test_delivery does for kustomize)."""
-    p = template(helm, *sets, ns=ns)
+    p = template(helm, *sets, ns=ns, api_versions=api_versions)
     if not check:
         return p
     assert p.returncode == 0, p.stderr
@@ -177,6 +187,18 @@ def test_watch_namespaces_render_is_the_single_namespace_overlay(kube, helm):
     assert bindings == ["ci", "qa"]
     (c,) = one(two, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert "--namespaces=ci,qa" in c["args"]
+
+
+def test_render_before_1_36_is_the_before_1_36_overlay(kube, helm):
+    """Where MutatingAdmissionPolicy is not served the chart leaves the
+    finalizer policy out, as manifests/overlays/before-1.36 does (the
+    operator then writes the finalizer itself); finalizerPolicy.enabled=false
+    leaves it out anywhere."""
+    older = render(kube, helm, api_versions=())
+    assert not [o for o in older if o["kind"].startswith("MutatingAdmissionPolicy")]
+    assert_same_objects(build(kube, BEFORE_1_36), older)
+    off = render(kube, helm, "finalizerPolicy.enabled=false")
+    assert_same_objects(build(kube, BEFORE_1_36), off)
 
 
 def prepare_release_namespace(kube, objs):

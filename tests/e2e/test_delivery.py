@@ -26,6 +26,8 @@ from kubeenv import ROOT
 
 BASE = ROOT / "manifests" / "base"
 OVERLAY = ROOT / "manifests" / "overlays" / "single-namespace"
+BEFORE_1_36 = ROOT / "manifests" / "overlays" / "before-1.36"
+POLICY_KINDS = {"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"}
 DOCKERFILE = ROOT / "Dockerfile"
 SA = "system:serviceaccount:acrpool-system:acrpool-controller"
 RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
@@ -90,9 +92,12 @@ def ensure_namespaces(kube, objs):
 
 # --- the manifests against the API server --------------------------------------
 
-@pytest.mark.parametrize("path", [BASE, OVERLAY], ids=["base", "single-namespace"])
+@pytest.mark.parametrize("path", [BASE, OVERLAY, BEFORE_1_36], ids=["base", "single-namespace", "before-1.36"])
 def test_kustomization_accepted_by_api_server(kube, path):
     objs = build(kube, path)
+    # The finalizer policy (its CEL compiled by the API server in the dry
+    # run below) in all but the overlay for clusters that do not serve it.
+    assert ({o["kind"] for o in objs} & POLICY_KINDS) == (set() if path == BEFORE_1_36 else POLICY_KINDS)
     ensure_namespaces(kube, objs)
     p = kube.run("apply", "--dry-run=server", "-k", str(path))
     kinds = {o["kind"] for o in objs}
@@ -248,6 +253,11 @@ def test_single_namespace_overlay_watches_the_namespace_it_may_read(kube):
     rb = one(objs, "RoleBinding", "acrpool-controller")
     (c,) = one(objs, "Deployment", "acrpool-controller")["spec"]["template"]["spec"]["containers"]
     assert f"--namespaces={rb['metadata']['namespace']}" in c["args"]
+    # The finalizer policy sets the finalizer in that namespace only: an
+    # object elsewhere, never reconciled here, must not get one.
+    binding = one(objs, "MutatingAdmissionPolicyBinding", "acrpool-finalizer")
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [rb["metadata"]["namespace"]]}]}
 
 
 # --- RBAC, applied for real -------------------------------------------------------
