@@ -457,6 +457,11 @@ static int perform_once(struct ctl_kube_client *c, const struct request *r, cJSO
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+	/* HTTP/1.1, not the HTTP/2 curl would negotiate by ALPN: each thread
+	 * has a handle and a connection of its own, so HTTP/2 would multiplex
+	 * nothing and cost its framing on both sides (nghttp2 was a twentieth
+	 * of the operator's CPU in a rollout, BENCHMARKS.md). */
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r->timeout_ms);
