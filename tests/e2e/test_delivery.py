@@ -22,7 +22,9 @@ import uuid
 
 import pytest
 
+from harness import finalizer_on_create, install_finalizer_policy
 from kubeenv import ROOT
+from procs import wait_until
 
 BASE = ROOT / "manifests" / "base"
 OVERLAY = ROOT / "manifests" / "overlays" / "single-namespace"
@@ -258,6 +260,25 @@ def test_single_namespace_overlay_watches_the_namespace_it_may_read(kube):
     binding = one(objs, "MutatingAdmissionPolicyBinding", "acrpool-finalizer")
     assert binding["spec"]["matchResources"]["namespaceSelector"] == {"matchExpressions": [
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [rb["metadata"]["namespace"]]}]}
+
+
+def test_single_namespace_policy_sets_the_finalizer_in_the_watched_namespace_only(kube):
+    """The overlay's finalizer policy, applied for real (in place of the
+    base's, which the suite runs with): an object created in the watched
+    namespace gets the finalizer from the API server, one elsewhere, which
+    this operator never reconciles, does not."""
+    objs = [o for o in build(kube, OVERLAY) if o["kind"] in POLICY_KINDS]
+    watched = one(build(kube, OVERLAY), "RoleBinding", "acrpool-controller")["metadata"]["namespace"]
+    other = "other-" + uuid.uuid4().hex[:6]
+    kube.run("create", "namespace", other)
+    if kube.run("get", "namespace", watched, check=False).returncode != 0:
+        kube.run("create", "namespace", watched)
+    try:
+        kube.run("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
+        wait_until("the overlay's binding in force", lambda: finalizer_on_create(kube, other) is False, timeout=30)
+        assert finalizer_on_create(kube, watched) is True
+    finally:
+        install_finalizer_policy(kube, other)
 
 
 # --- RBAC, applied for real -------------------------------------------------------
