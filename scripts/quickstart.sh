@@ -33,8 +33,6 @@ source "$STATE/cp/env"
 
 kubectl apply -f "$ROOT/crds/" >/dev/null
 kubectl wait --for condition=Established --timeout=60s -f "$ROOT/crds/" >/dev/null
-# The API server sets the operator's finalizer on create (Kubernetes 1.36).
-kubectl apply -f "$ROOT/manifests/base/finalizer-policy.yaml" >/dev/null
 
 # The Azure side: the emulator with a Premium registry, and an app whose
 # federated credential trusts our API server's service account tokens,
@@ -44,25 +42,6 @@ python3 "$ROOT/tests/emulator/acr_emulator.py" --port 0 --port-file "$STATE/emul
 PIDS+=($!)
 for _ in $(seq 1 100); do [ -s "$STATE/emulator.port" ] && break; sleep 0.1; done
 EMU="http://127.0.0.1:$(cat "$STATE/emulator.port")"
-# kubectl apply, again after a ServiceUnavailable, as a GitOps controller's
-# next sync would: for a few seconds after CRDs are installed or changed the
-# API server can refuse creates of their kinds ("Resource kind ... not
-# found") while the finalizer policy's admission learns the new schemas.
-apply() {
-	local out rc
-	for _ in $(seq 1 20); do
-		rc=0
-		out=$(kubectl apply "$@" 2>"$STATE/apply.err") || rc=$?
-		if [ "$rc" -eq 0 ] || ! grep -q ServiceUnavailable "$STATE/apply.err"; then
-			[ -z "$out" ] || printf '%s\n' "$out"
-			cat "$STATE/apply.err" >&2
-			return "$rc"
-		fi
-		sleep 0.5
-	done
-	cat "$STATE/apply.err" >&2
-	return 1
-}
 ctl() { curl -fsS -X "$1" "$EMU/_emulator/$2" -H 'Content-Type: application/json' -d "$3" >/dev/null; }
 ctl PUT "registries/$SUB/myresourcegroup/myregistry" '{"location": "eastus", "sku": "Premium"}'
 ctl POST identity/clients "{\"tenantId\": \"$TENANT\", \"clientId\": \"$CLIENT\",
@@ -88,7 +67,7 @@ AZURE_FEDERATED_TOKEN_FILE="$STATE/azure-identity-token" "$BUILD/reconcilers/acr
 PIDS+=($!)
 
 kubectl create namespace acrpool-demo >/dev/null
-apply -n acrpool-demo -k "$ROOT/manifests/samples"
+kubectl apply -n acrpool-demo -k "$ROOT/manifests/samples"
 kubectl wait -n acrpool-demo --for=condition=Ready --timeout=120s registry/myregistry >/dev/null
 kubectl wait -n acrpool-demo --for=condition=Ready --timeout=120s agentpool --all >/dev/null
 
@@ -110,7 +89,7 @@ kubectl -n acrpool-demo create secret generic azdo-pat --from-file=pat="$STATE/a
 # image: it authenticates with its own key, takes one job, exits, and ACI
 # starts it again (restartPolicy Always), as the image's start.sh does.
 ctl PUT aci/images '{"image": "myregistry.azurecr.io/azure-pipelines-agent:latest", "program": "azure-pipelines-agent"}'
-apply -n acrpool-demo -f "$ROOT/manifests/samples/pipelineagentpool-quickstart.yaml"
+kubectl apply -n acrpool-demo -f "$ROOT/manifests/samples/pipelineagentpool-quickstart.yaml"
 kubectl wait -n acrpool-demo --for=condition=Ready --timeout=120s pipelineagentpool/ci-agents >/dev/null
 kubectl wait -n acrpool-demo --for=jsonpath='{.status.online}'=2 --timeout=120s pipelineagentpool/ci-agents >/dev/null
 

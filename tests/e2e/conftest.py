@@ -2,9 +2,7 @@
 
 The session starts etcd and kube-apiserver once through scripts/testenv.sh
 (the same script the quick start and developers use), installs the CRDs and
-manifests/base's finalizer policy (as a cluster of Kubernetes 1.36 or later
-has them; test_agentpool.py's finalizer tests cover the operator without
-it) and stops everything at the end, also when the run is interrupted. Set
+stops everything at the end, also when the run is interrupted. Set
 TESTENV_DIR to the directory of a control plane you already started to
 reuse it instead.
 """
@@ -16,7 +14,6 @@ import uuid
 
 import pytest
 
-from harness import install_finalizer_policy
 from kubeenv import ROOT, TESTENV, Kube, _read_env
 
 
@@ -40,7 +37,6 @@ def kube(controlplane):
     k = Kube(controlplane)
     k.run("apply", "-f", str(ROOT / "crds"))
     k.run("wait", "--for", "condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
-    install_finalizer_policy(k, "default")
     return k
 
 

@@ -87,16 +87,17 @@ def install_operator_rbac(kube):
         _rbac_applied.add(kube.kubeconfig)
 
 
+POLICY_DIR = ROOT / "manifests" / "finalizer-policy"
 POLICY_KINDS = {"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"}
 POLICY_NAME = "acrpool-finalizer"
 FINALIZER = "acrpool.dev/finalizer"
 
 
 def finalizer_policy_objects(kube, namespaces=None):
-    """manifests/base's finalizer policy (the API server sets the operator's
-    finalizer on create); with namespaces, its binding matches only those,
-    as the single-namespace overlay's does."""
-    yaml_text = kube.run("kustomize", str(BASE)).stdout
+    """manifests/finalizer-policy's objects (the API server sets the
+    operator's finalizer on create); with namespaces, its binding matches
+    only those, as the chart's does with watchNamespaces."""
+    yaml_text = kube.run("kustomize", str(POLICY_DIR)).stdout
     out = kube.run("create", "--dry-run=client", "--validate=false", "-o", "json", "-f", "-",
                    input=yaml_text).stdout
     objs = [o for o in _json_objects(out) if o["kind"] in POLICY_KINDS]

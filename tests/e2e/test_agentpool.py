@@ -7,8 +7,9 @@ import time
 import pytest
 
 from emulator import CLIENT, RG, SUB, TENANT, Emulator
-from harness import (FINALIZER, SP_SECRET, arm, events, pool_obj, registry_obj, setup_azure, start_operator,
-                      wait_condition, wait_event, wait_events)
+from harness import (FINALIZER, SP_SECRET, arm, events, finalizer_on_create, install_finalizer_policy, pool_obj,
+                     registry_obj, remove_finalizer_policy, setup_azure, start_operator, wait_condition, wait_event,
+                     wait_events)
 from procs import wait_until
 
 SUBNET = (f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/"
@@ -376,16 +377,30 @@ def with_managed_fields(kube, kind, name, namespace):
     return json.loads(kube.run("get", kind, name, "-n", namespace, "-o", "json", "--show-managed-fields").stdout)
 
 
-def test_finalizer_set_at_create_leaves_the_operator_only_its_status(kube, namespace, azure, operator):
-    """Under manifests/base's finalizer policy (Kubernetes 1.36 or later,
-    as on the test API server) the API server sets the finalizer when a
-    GitOps controller creates the pool with a server-side apply: the
-    operator's only write to the pool is its status (no finalizer write
-    first), a later apply that does not name the finalizer leaves it in
-    place, and deletion still waits on it until the Azure pool is gone."""
+@pytest.fixture
+def finalizer_policy(kube, namespace):
+    """manifests/finalizer-policy, bound to this test's namespace only (the
+    rest of the suite runs without it, as the base installs), removed after."""
+    install_finalizer_policy(kube, namespace, namespaces=[namespace])
+    yield
+    remove_finalizer_policy(kube, namespace)
+
+
+def test_finalizer_set_at_create_leaves_the_operator_only_its_status(kube, namespace, azure, operator,
+                                                                     finalizer_policy):
+    """Under manifests/finalizer-policy (Kubernetes 1.36 or later, as on the
+    test API server) the API server sets the finalizer when a GitOps
+    controller creates the pool with a server-side apply: the operator's
+    only write to the pool is its status (no finalizer write first), a
+    later apply that does not name the finalizer leaves it in place, and
+    deletion still waits on it until the Azure pool is gone. A namespace
+    the binding does not name gets no finalizer."""
     operator()
     manifest = pool_obj("gitopspool", count=1)
     manifest["metadata"]["namespace"] = namespace
+    elsewhere = "other-" + namespace
+    kube.run("create", "namespace", elsewhere)
+    assert finalizer_on_create(kube, elsewhere) is False
 
     def ssa(obj):
         kube.run("apply", "--server-side", "--field-manager=gitops", "-f", "-", input=json.dumps(obj))
@@ -407,12 +422,15 @@ def test_finalizer_set_at_create_leaves_the_operator_only_its_status(kube, names
 
 
 def test_finalizer_missing_is_written_by_the_operator(kube, namespace, azure, operator):
-    """Where no policy sets it (a cluster older than 1.36, or someone took it
-    off by hand), the operator writes the finalizer itself, the same gate
-    every pass goes through before Azure is touched."""
+    """Without manifests/finalizer-policy (the default install) the operator
+    writes the finalizer on a new pool itself, and again when someone takes
+    it off by hand: the same gate every pass goes through before Azure is
+    touched."""
     operator()
     kube.apply(pool_obj("handmade", count=1), namespace)
     wait_condition(kube, "agentpool", "handmade", namespace, "Ready")
+    obj = with_managed_fields(kube, "agentpool", "handmade", namespace)
+    assert obj["metadata"]["finalizers"] == [FINALIZER]
     azure.clear_requests()
     kube.run("patch", "agentpool", "handmade", "-n", namespace, "--type=json", "-p",
              json.dumps([{"op": "remove", "path": "/metadata/finalizers"},

@@ -56,7 +56,7 @@ from emulator import Emulator
 from harness import OPERATOR, SP_SECRET, pool_obj, setup_azure, wait_condition
 from kubeenv import ROOT
 from procs import Proc
-from test_delivery import BASE, BEFORE_1_36, OVERLAY, build, ensure_namespaces, json_stream, known_flags, one
+from test_delivery import BASE, FINALIZER_POLICY, OVERLAY, build, ensure_namespaces, json_stream, known_flags, one
 
 CHART = ROOT / "charts" / "acrpool"
 RELEASE_NS = "acrpool-system"
@@ -189,16 +189,22 @@ def test_watch_namespaces_render_is_the_single_namespace_overlay(kube, helm):
     assert "--namespaces=ci,qa" in c["args"]
 
 
-def test_render_before_1_36_is_the_before_1_36_overlay(kube, helm):
-    """Where MutatingAdmissionPolicy is not served the chart leaves the
-    finalizer policy out, as manifests/overlays/before-1.36 does (the
-    operator then writes the finalizer itself); finalizerPolicy.enabled=false
-    leaves it out anywhere."""
-    older = render(kube, helm, api_versions=())
-    assert not [o for o in older if o["kind"].startswith("MutatingAdmissionPolicy")]
-    assert_same_objects(build(kube, BEFORE_1_36), older)
-    off = render(kube, helm, "finalizerPolicy.enabled=false")
-    assert_same_objects(build(kube, BEFORE_1_36), off)
+def test_finalizer_policy_render_is_manifests_finalizer_policy(kube, helm):
+    """Off by default (the base has no policy either). With
+    finalizerPolicy.enabled on a cluster serving MutatingAdmissionPolicy it
+    adds exactly manifests/finalizer-policy's objects, bound with
+    watchNamespaces to those namespaces only; where the API is not served
+    (before Kubernetes 1.36) it renders nothing."""
+    base = render(kube, helm)
+    assert not [o for o in base if o["kind"].startswith("MutatingAdmissionPolicy")]
+    on = render(kube, helm, "finalizerPolicy.enabled=true")
+    assert_same_objects(build(kube, BASE) + build(kube, FINALIZER_POLICY), on)
+    older = render(kube, helm, "finalizerPolicy.enabled=true", api_versions=())
+    assert_same_objects(build(kube, BASE), older)
+    scoped = render(kube, helm, "finalizerPolicy.enabled=true", "watchNamespaces={ci,qa}")
+    binding = one(scoped, "MutatingAdmissionPolicyBinding")
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ci", "qa"]}]}
 
 
 def prepare_release_namespace(kube, objs):

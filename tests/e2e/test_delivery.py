@@ -22,14 +22,11 @@ import uuid
 
 import pytest
 
-from harness import finalizer_on_create, install_finalizer_policy
 from kubeenv import ROOT
-from procs import wait_until
 
 BASE = ROOT / "manifests" / "base"
 OVERLAY = ROOT / "manifests" / "overlays" / "single-namespace"
-BEFORE_1_36 = ROOT / "manifests" / "overlays" / "before-1.36"
-POLICY_KINDS = {"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"}
+FINALIZER_POLICY = ROOT / "manifests" / "finalizer-policy"
 DOCKERFILE = ROOT / "Dockerfile"
 SA = "system:serviceaccount:acrpool-system:acrpool-controller"
 RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
@@ -94,12 +91,9 @@ def ensure_namespaces(kube, objs):
 
 # --- the manifests against the API server --------------------------------------
 
-@pytest.mark.parametrize("path", [BASE, OVERLAY, BEFORE_1_36], ids=["base", "single-namespace", "before-1.36"])
+@pytest.mark.parametrize("path", [BASE, OVERLAY], ids=["base", "single-namespace"])
 def test_kustomization_accepted_by_api_server(kube, path):
     objs = build(kube, path)
-    # The finalizer policy (its CEL compiled by the API server in the dry
-    # run below) in all but the overlay for clusters that do not serve it.
-    assert ({o["kind"] for o in objs} & POLICY_KINDS) == (set() if path == BEFORE_1_36 else POLICY_KINDS)
     ensure_namespaces(kube, objs)
     p = kube.run("apply", "--dry-run=server", "-k", str(path))
     kinds = {o["kind"] for o in objs}
@@ -112,6 +106,18 @@ def test_kustomization_accepted_by_api_server(kube, path):
     crds = {o["metadata"]["name"] for o in objs if o["kind"] == "CustomResourceDefinition"}
     assert crds == {"registries.acrpool.dev", "agentpools.acrpool.dev", "tasks.acrpool.dev", "taskruns.acrpool.dev",
                     "pipelineagentpools.acrpool.dev"}
+
+
+def test_finalizer_policy_accepted_by_api_server_and_not_in_the_base(kube):
+    """manifests/finalizer-policy is the policy and its binding, which the
+    API server accepts (a server-side dry run compiles the CEL); the base
+    and the single-namespace overlay leave it out (it is opt-in)."""
+    objs = build(kube, FINALIZER_POLICY)
+    assert sorted(o["kind"] for o in objs) == ["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"]
+    p = kube.run("apply", "--dry-run=server", "-k", str(FINALIZER_POLICY))
+    assert "mutatingadmissionpolicy.admissionregistration.k8s.io/acrpool-finalizer" in p.stdout, p.stdout
+    for path in (BASE, OVERLAY):
+        assert not [o for o in build(kube, path) if o["kind"].startswith("MutatingAdmissionPolicy")]
 
 
 def test_crds_kustomization_lists_every_crd():
@@ -255,30 +261,6 @@ def test_single_namespace_overlay_watches_the_namespace_it_may_read(kube):
     rb = one(objs, "RoleBinding", "acrpool-controller")
     (c,) = one(objs, "Deployment", "acrpool-controller")["spec"]["template"]["spec"]["containers"]
     assert f"--namespaces={rb['metadata']['namespace']}" in c["args"]
-    # The finalizer policy sets the finalizer in that namespace only: an
-    # object elsewhere, never reconciled here, must not get one.
-    binding = one(objs, "MutatingAdmissionPolicyBinding", "acrpool-finalizer")
-    assert binding["spec"]["matchResources"]["namespaceSelector"] == {"matchExpressions": [
-        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [rb["metadata"]["namespace"]]}]}
-
-
-def test_single_namespace_policy_sets_the_finalizer_in_the_watched_namespace_only(kube):
-    """The overlay's finalizer policy, applied for real (in place of the
-    base's, which the suite runs with): an object created in the watched
-    namespace gets the finalizer from the API server, one elsewhere, which
-    this operator never reconciles, does not."""
-    objs = [o for o in build(kube, OVERLAY) if o["kind"] in POLICY_KINDS]
-    watched = one(build(kube, OVERLAY), "RoleBinding", "acrpool-controller")["metadata"]["namespace"]
-    other = "other-" + uuid.uuid4().hex[:6]
-    kube.run("create", "namespace", other)
-    if kube.run("get", "namespace", watched, check=False).returncode != 0:
-        kube.run("create", "namespace", watched)
-    try:
-        kube.run("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
-        wait_until("the overlay's binding in force", lambda: finalizer_on_create(kube, other) is False, timeout=30)
-        assert finalizer_on_create(kube, watched) is True
-    finally:
-        install_finalizer_policy(kube, other)
 
 
 # --- RBAC, applied for real -------------------------------------------------------

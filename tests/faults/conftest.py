@@ -27,7 +27,6 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from emulator import Emulator  # noqa: E402
-from harness import install_finalizer_policy  # noqa: E402
 from kubeenv import ROOT, TESTENV, Kube, _read_env  # noqa: E402
 
 import faultkit  # noqa: E402
@@ -41,10 +40,8 @@ def _start_plane(prefix):
 
 
 def _install_crds(k):
-    """The CRDs and manifests/base's finalizer policy, as installed."""
     k.run("apply", "-f", str(ROOT / "crds"))
     k.run("wait", "--for", "condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
-    install_finalizer_policy(k, "default")
 
 
 @pytest.fixture(scope="session")
