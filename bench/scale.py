@@ -3,7 +3,7 @@
 AgentPools over 10 registries, side by side (issues 9 and 13).
 
     make bench BENCH_POOLS="100 1000"
-    ACRPOOL_BUILD_DIR=build-bench python3 bench/scale.py [--no-peer] [N ...]   # default: 100 1000
+    ACRPOOL_BUILD_DIR=build-bench python3 bench/scale.py [--no-peer] [--without-policy] [N ...]   # default: 100 1000
 
 One real kube-apiserver + etcd (scripts/testenv.sh, with its audit log on)
 for the whole run. For each N, our operator and then the peer (bench/peer,
@@ -75,10 +75,11 @@ or 5 s while Azure says Creating, the measurement code.
 
 Not the same (the peer is a minimal operator, ours the product):
 - the finalizer: ours is set by the API server when the bench creates the
-  pool, through manifests/base's MutatingAdmissionPolicy (installed for
-  our run, bound to its namespace, removed before the peer's; its CEL runs
-  in the API server, whose CPU is measured); the peer adds it with an
-  Update, the usual way, as our operator does where no policy sets it;
+  pool, through the optional manifests/finalizer-policy (installed for our
+  run, bound to its namespace, removed before the peer's; its CEL runs in
+  the API server, whose CPU is measured); the peer adds it with an Update,
+  the usual way, as our operator does in the default install
+  (--without-policy measures that);
 - the peer writes no Events, reads no queue (listQueueStatus), keeps no
   registry snapshot (it PUTs every pool it reconciles; an idempotent PUT
   as Azure Service Operator does), and has no Registry, Task or TaskRun
@@ -140,6 +141,7 @@ PER_REGISTRY = ("registry GET", "pool LIST", "pool LIST next page")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POOLS = "/apis/acrpool.dev/v1alpha1/namespaces/{ns}/agentpools"
 OPERATORS = ("acrpool", "peer")
+POLICY = True   # manifests/finalizer-policy for our run (--without-policy: the default install)
 # How each operator introduces itself to the API server (User-Agent).
 USER_AGENT = {"acrpool": "acrpool/", "peer": "acrpool-peer/"}
 
@@ -495,9 +497,10 @@ def run_one(kube, audit, tmp, n, which, peer_bin):
         kube.run("apply", "-n", ns, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
             registry_obj(name=r, azure_name=r, quota=QUOTA) for r in regs]}))
         if which == "acrpool":
-            # Installed as manifests/base installs it, but bound to this
-            # namespace only, and gone before the peer's run.
-            install_finalizer_policy(kube, ns, namespaces=[ns])
+            # manifests/finalizer-policy, as a user who opts in installs it,
+            # but bound to this namespace only, and gone before the peer's run.
+            if POLICY:
+                install_finalizer_policy(kube, ns, namespaces=[ns])
         else:
             assert finalizer_on_create(kube, ns) is False, "the peer's pools would get the finalizer from our policy"
         a_start = audit.end()
@@ -623,7 +626,7 @@ def run_one(kube, audit, tmp, n, which, peer_bin):
         if op:
             op.stop()
         emu.stop()
-        if which == "acrpool":
+        if which == "acrpool" and POLICY:
             remove_finalizer_policy(kube, ns)
     return res
 
@@ -679,7 +682,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("n", nargs="*", type=int, default=[100, 1000])
     ap.add_argument("--no-peer", action="store_true", help="our operator alone")
+    ap.add_argument("--without-policy", action="store_true",
+                    help="our operator as installed by default: no manifests/finalizer-policy")
     args = ap.parse_args()
+    global POLICY
+    POLICY = not args.without_policy
     peer_bin = None
     if not args.no_peer:
         peer_bin = subprocess.run([str(ROOT / "scripts" / "peer.sh"), "build"], check=True,
@@ -718,7 +725,8 @@ def report(results, ns_list, peer_bin):
     def ms(x):
         return f"{x * 1000:.0f}"
     print(f"machine: {machine()}")
-    print(f"date: {time.strftime('%Y-%m-%d')}; acrpool: {OPERATOR} (no sanitizers); peer: "
+    print(f"date: {time.strftime('%Y-%m-%d')}; acrpool: {OPERATOR} (no sanitizers), "
+          f"{'with manifests/finalizer-policy' if POLICY else 'without manifests/finalizer-policy'}; peer: "
           f"{'bench/peer (controller-runtime v0.24.1, client-go v0.36.3, Go)' if peer_bin else 'not run'}; "
           f"kube-apiserver v1.36.3 + etcd v3.6.8 (scripts/testenv.sh, audit log on); emulator provisioning "
           f"delay 0; {REGISTRIES} registries; S1 pools of count 1 created by server-side apply from "
