@@ -363,8 +363,7 @@ def test_delete_while_creating_ends_with_no_pool(kube, namespace, azure, operato
     assert azure_pool(azure, "hasty") is None
 
 
-
-# The finalizer: set by the API server (manifests/base's policy) or by us --
+# The finalizer: set by the API server (manifests/finalizer-policy) or by us
 
 def operator_entries(obj, other_manager):
     """(operation, subresource) of each managedFields entry not of
@@ -444,6 +443,7 @@ def test_finalizer_missing_is_written_by_the_operator(kube, namespace, azure, op
                "f:finalizers" in m["fieldsV1"].get("f:metadata", {}) for m in ours), ours
     kube.run("delete", "agentpool", "handmade", "-n", namespace, "--timeout=60s")
     assert azure_pool(azure, "handmade") is None
+
 
 # 9. Drift and the cost of resync --------------------------------------------
 
