@@ -141,7 +141,6 @@ PER_REGISTRY = ("registry GET", "pool LIST", "pool LIST next page")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POOLS = "/apis/acrpool.dev/v1alpha1/namespaces/{ns}/agentpools"
 OPERATORS = ("acrpool", "peer")
-POLICY = True   # manifests/finalizer-policy for our run (--without-policy: the default install)
 # How each operator introduces itself to the API server (User-Agent).
 USER_AGENT = {"acrpool": "acrpool/", "peer": "acrpool-peer/"}
 
@@ -477,7 +476,7 @@ def audit_requests(audit, start, stop, user_agent):
     return out
 
 
-def run_one(kube, audit, tmp, n, which, peer_bin):
+def run_one(kube, audit, tmp, n, which, peer_bin, policy):
     ns = f"bench-{which}-{n}-{int(time.time())}"
     kube.run("create", "namespace", ns)
     emu_dir = pathlib.Path(tempfile.mkdtemp(dir=tmp))
@@ -499,7 +498,7 @@ def run_one(kube, audit, tmp, n, which, peer_bin):
         if which == "acrpool":
             # manifests/finalizer-policy, as a user who opts in installs it,
             # but bound to this namespace only, and gone before the peer's run.
-            if POLICY:
+            if policy:
                 install_finalizer_policy(kube, ns, namespaces=[ns])
         else:
             assert finalizer_on_create(kube, ns) is False, "the peer's pools would get the finalizer from our policy"
@@ -626,7 +625,7 @@ def run_one(kube, audit, tmp, n, which, peer_bin):
         if op:
             op.stop()
         emu.stop()
-        if which == "acrpool" and POLICY:
+        if which == "acrpool" and policy:
             remove_finalizer_policy(kube, ns)
     return res
 
@@ -685,8 +684,6 @@ def main():
     ap.add_argument("--without-policy", action="store_true",
                     help="our operator as installed by default: no manifests/finalizer-policy")
     args = ap.parse_args()
-    global POLICY
-    POLICY = not args.without_policy
     peer_bin = None
     if not args.no_peer:
         peer_bin = subprocess.run([str(ROOT / "scripts" / "peer.sh"), "build"], check=True,
@@ -706,13 +703,13 @@ def main():
             results[n] = {}
             for which in OPERATORS if peer_bin else OPERATORS[:1]:
                 print(f"# N={n} {which} ...", file=sys.stderr, flush=True)
-                results[n][which] = run_one(kube, audit, tmp, n, which, peer_bin)
+                results[n][which] = run_one(kube, audit, tmp, n, which, peer_bin, not args.without_policy)
     finally:
         subprocess.run([str(ROOT / "scripts" / "testenv.sh"), "stop", str(cp)])
-    report(results, args.n, peer_bin)
+    report(results, args.n, peer_bin, not args.without_policy)
 
 
-def report(results, ns_list, peer_bin):
+def report(results, ns_list, peer_bin, policy):
     def mib(kb):
         return f"{kb / 1024:.1f}"
 
@@ -726,7 +723,7 @@ def report(results, ns_list, peer_bin):
         return f"{x * 1000:.0f}"
     print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d')}; acrpool: {OPERATOR} (no sanitizers), "
-          f"{'with manifests/finalizer-policy' if POLICY else 'without manifests/finalizer-policy'}; peer: "
+          f"{'with manifests/finalizer-policy' if policy else 'without manifests/finalizer-policy'}; peer: "
           f"{'bench/peer (controller-runtime v0.24.1, client-go v0.36.3, Go)' if peer_bin else 'not run'}; "
           f"kube-apiserver v1.36.3 + etcd v3.6.8 (scripts/testenv.sh, audit log on); emulator provisioning "
           f"delay 0; {REGISTRIES} registries; S1 pools of count 1 created by server-side apply from "

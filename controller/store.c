@@ -156,8 +156,7 @@ static struct ctl_obj *rec_view(const struct rec *r)
 
 static uint64_t hash_key(const char *s)
 {
-	uint64_t h = ctl_fnv1a_str(CTL_FNV1A_INIT, s);
-	return h;
+	return ctl_fnv1a_str(CTL_FNV1A_INIT, s);
 }
 
 static void map_init(struct map *m, size_t hint)
