@@ -8,6 +8,7 @@
 #include "http.h"
 #include "log.h"
 #include "review.h"
+#include "store.h"
 #include "tlscert.h"
 #include "xalloc.h"
 
@@ -18,26 +19,39 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The watch counters are the informers' own tallies, read at scrape time
- * (a copy synced now and then made a test that read the metric right after
- * the relist it caused see the old value). */
+/* The watch counters are the informers' own tallies, and the cache gauges
+ * their stores' own counts, read at scrape time (a copy synced now and then
+ * made a test that read the metric right after the relist it caused see
+ * the old value). */
+enum tally { TALLY_RESTARTS, TALLY_RELISTS, TALLY_EVENTS, TALLY_OBJECTS, TALLY_BYTES, N_TALLIES };
+
 struct informer_tally {
 	struct ctl_informer *inf;
-	int which;                     /* 0 restarts, 1 relists, 2 events */
+	enum tally which;
 };
 
 static double read_tally(void *arg)
 {
 	const struct informer_tally *t = arg;
 	struct ctl_informer_stats st;
-	ctl_informer_stats(t->inf, &st);
-	return (double)(t->which == 0 ? st.watch_restarts : t->which == 1 ? st.relists : st.events);
+	size_t objects, bytes;
+	switch (t->which) {
+	case TALLY_OBJECTS:
+	case TALLY_BYTES:
+		ctl_store_footprint(ctl_informer_store(t->inf), &objects, &bytes);
+		return (double)(t->which == TALLY_OBJECTS ? objects : bytes);
+	default:
+		ctl_informer_stats(t->inf, &st);
+		return (double)(t->which == TALLY_RESTARTS ? st.watch_restarts
+				: t->which == TALLY_RELISTS ? st.relists
+							    : st.events);
+	}
 }
 
 struct named_informer {
 	char *name;
 	struct ctl_informer *inf;
-	struct informer_tally *tallies; /* three, for the watch counters' callbacks */
+	struct informer_tally *tallies; /* N_TALLIES, for the callbacks */
 };
 
 struct ctl_manager {
@@ -45,7 +59,7 @@ struct ctl_manager {
 	struct ctl_manager_opts opts;
 	char *metrics_address, *health_address;
 	struct ctl_metrics *metrics;
-	struct ctl_metric *watch_restarts, *watch_relists, *watch_events;
+	struct ctl_metric *tally_families[N_TALLIES]; /* in enum tally's order */
 	struct ctl_http *metrics_http, *health_http;
 	char *metrics_cert_dir;
 	struct ctl_reviewer *reviewer;     /* when metrics are secure */
@@ -123,12 +137,16 @@ int ctl_manager_new(struct ctl_manager **out, struct ctl_kube_client *client, co
 	pthread_cond_init(&m->cond, NULL);
 	ctl_metrics_new(&m->metrics);
 	static const char *const labels[] = {"resource", NULL};
-	ctl_metrics_counter(&m->watch_restarts, m->metrics, "acrpool_watch_restarts_total",
+	ctl_metrics_counter(&m->tally_families[TALLY_RESTARTS], m->metrics, "acrpool_watch_restarts_total",
 			    "Watch streams reopened after the first, by resource.", labels);
-	ctl_metrics_counter(&m->watch_relists, m->metrics, "acrpool_watch_relists_total",
+	ctl_metrics_counter(&m->tally_families[TALLY_RELISTS], m->metrics, "acrpool_watch_relists_total",
 			    "Full relists after the first list (410 Gone, errors), by resource.", labels);
-	ctl_metrics_counter(&m->watch_events, m->metrics, "acrpool_watch_events_total",
+	ctl_metrics_counter(&m->tally_families[TALLY_EVENTS], m->metrics, "acrpool_watch_events_total",
 			    "Watch events received, bookmarks included, by resource.", labels);
+	ctl_metrics_gauge(&m->tally_families[TALLY_OBJECTS], m->metrics, "acrpool_cache_objects",
+			  "Objects in the informer's cache, by resource.", labels);
+	ctl_metrics_gauge(&m->tally_families[TALLY_BYTES], m->metrics, "acrpool_cache_bytes",
+			  "Heap bytes the informer's cache holds (records, table, references), by resource.", labels);
 	if (opts->leader_elect) {
 		struct ctl_leader_opts lo = opts->leader;
 		lo.on_started_leading = on_started_leading;
@@ -202,12 +220,11 @@ void ctl_manager_add_informer(struct ctl_manager *m, const char *name, struct ct
 	struct named_informer *ni = &m->informers[m->n_informers++];
 	ni->name = xstrdup(name);
 	ni->inf = inf;
-	ni->tallies = xcalloc(3, sizeof(*ni->tallies));
+	ni->tallies = xcalloc(N_TALLIES, sizeof(*ni->tallies));
 	const char *labels[] = {name, NULL};
-	struct ctl_metric *families[] = {m->watch_restarts, m->watch_relists, m->watch_events};
-	for (int i = 0; i < 3; i++) {
-		ni->tallies[i] = (struct informer_tally){inf, i};
-		ctl_metric_set_func(families[i], labels, read_tally, &ni->tallies[i]);
+	for (int i = 0; i < N_TALLIES; i++) {
+		ni->tallies[i] = (struct informer_tally){inf, (enum tally)i};
+		ctl_metric_set_func(m->tally_families[i], labels, read_tally, &ni->tallies[i]);
 	}
 }
 

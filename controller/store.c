@@ -3,10 +3,12 @@
  *
  * The map is a chained hash table (FNV-1a over the key, power-of-two
  * buckets, doubled when the load passes 1) of records: an object's compact
- * JSON text with its key, resourceVersion and the values of the index
- * fields beside it. A record is a fifth of the object as a cJSON tree
- * (40-odd nodes of 64 bytes, each with its own malloc for key and value);
- * a read parses a private copy, which costs microseconds a reconcile never
+ * JSON text, packed against a reference object of the same store
+ * (refpack.h), with its key, resourceVersion and the values of the index
+ * fields beside it, in one allocation. A cJSON tree of a Ready AgentPool
+ * is 40-odd nodes of 64 bytes, each with its own malloc for key and value;
+ * its text is 1.1 KiB; packed, about a tenth of that. A read unpacks and
+ * parses a private copy, which costs microseconds a reconcile never
  * notices. Readers hold the rwlock shared while they parse; a relist builds
  * a whole new table under the write lock and swaps it in, so a reader sees
  * either the old world or the new one.
@@ -16,6 +18,7 @@
 #include "error.h"
 #include "hash.h"
 #include "objects.h"
+#include "refpack.h"
 #include "xalloc.h"
 
 #include <pthread.h>
@@ -78,16 +81,45 @@ void ctl_obj_unref(struct ctl_obj *o)
 
 #define MAX_INDEXES 4
 
+/* Records are packed against one of up to MAX_REFS references: objects
+ * of the store whose text packed to more than a quarter of its size
+ * against every reference kept (the objects changed shape: the first
+ * ones had no status yet; or the store holds objects of a few shapes).
+ * The newest replaces the one unused longest. A text is not made a
+ * reference when it is tiny (not worth an index) or huge (a Task with a
+ * long inline definition, whose index would stay as long as it is a
+ * reference). */
+#define MAX_REFS 4
+#define REF_MIN 64
+#define REF_MAX (256 * 1024)
+
 struct rec {
-	char *text;                 /* the object, compact JSON */
-	char *key;                  /* "ns/name" or "name" */
-	char *rv;
-	size_t ns_len;              /* the namespace is key[0..ns_len) */
+	struct ctl_ref *ref;     /* what the code copies from; NULL when it is all literals */
 	long long generation;
-	int deleting;
-	int own_write;
-	char *fields[MAX_INDEXES];  /* the index fields' values, NULL when absent */
+	size_t text_len;         /* the object as compact JSON, packed in the code */
+	size_t code_len;
+	uint32_t rv_at, code_at; /* where the resourceVersion and the code are in data */
+	uint32_t field_at[MAX_INDEXES]; /* the index fields' values in data; 0 when absent */
+	uint32_t ns_len;         /* the namespace is the key's first ns_len bytes */
+	unsigned char deleting;
+	unsigned char own_write;
+	char data[];             /* the key ("ns/name" or "name"), rv and fields, each NUL-terminated; the code */
 };
+
+static const char *rec_key(const struct rec *r)
+{
+	return r->data;
+}
+
+static const char *rec_rv(const struct rec *r)
+{
+	return r->data + r->rv_at;
+}
+
+static const char *rec_field(const struct rec *r, int i)
+{
+	return r->field_at[i] ? r->data + r->field_at[i] : NULL;
+}
 
 struct entry {
 	struct rec *rec;
@@ -98,6 +130,7 @@ struct map {
 	struct entry **buckets;
 	size_t nbuckets; /* a power of two */
 	size_t len;
+	size_t bytes;    /* the records' rec_bytes */
 };
 
 struct ctl_store {
@@ -106,48 +139,152 @@ struct ctl_store {
 	int synced;
 	char *index_paths[MAX_INDEXES];
 	int nindexes;
+	pthread_mutex_t pack_lock;        /* the references, and packing against them */
+	struct ctl_ref *refs[MAX_REFS];   /* what new records are packed against; NULL slots unused */
+	unsigned long ref_used[MAX_REFS]; /* when each was last chosen, counted in packs */
+	unsigned long packs;
+	atomic_size_t ref_bytes;          /* every reference still held, by anyone: ctl_ref_bytes */
 };
 
-/* A record of obj (its reference is the caller's still). */
-static struct rec *rec_new(const struct ctl_store *s, const struct ctl_obj *obj)
+/* Make text a reference, in an empty slot or the one unused longest; the
+ * one there lives on in the records packed against it, without its
+ * index. Under pack_lock. */
+static int ref_add(struct ctl_store *s, const char *text, size_t len)
 {
-	struct rec *r = xcalloc(1, sizeof(*r));
+	int slot = 0;
+	for (int i = 1; i < MAX_REFS && s->refs[slot]; i++)
+		if (!s->refs[i] || s->ref_used[i] < s->ref_used[slot])
+			slot = i;
+	struct ctl_ref *old = s->refs[slot];
+	if (old) {
+		size_t before = ctl_ref_bytes(old);
+		ctl_ref_retire(old);
+		atomic_fetch_sub(&s->ref_bytes, before - ctl_ref_bytes(old));
+		atomic_fetch_sub(&s->ref_bytes, ctl_ref_drop(old));
+	}
+	s->refs[slot] = ctl_ref_new(text, len);
+	atomic_fetch_add(&s->ref_bytes, ctl_ref_bytes(s->refs[slot]));
+	return slot;
+}
+
+/* Pack text into code against the reference that codes it shortest,
+ * making it one when none does it well. Returns the code's length, and a
+ * hold on that reference (or NULL) in *ref. */
+static size_t pack(struct ctl_store *s, unsigned char *code, struct ctl_ref **ref, const char *text, size_t len)
+{
+	unsigned char *other = NULL;
+	pthread_mutex_lock(&s->pack_lock);
+	s->packs++;
+	/* The last one chosen first: most writes are of the usual shape. */
+	int best = 0;
+	for (int i = 1; i < MAX_REFS; i++)
+		if (s->refs[i] && s->ref_used[i] > s->ref_used[best])
+			best = i;
+	size_t code_len = ctl_refpack(code, s->refs[best], text, len);
+	if (code_len > len / 4) {
+		other = xmalloc(ctl_refpack_bound(len));
+		for (int i = 0; i < MAX_REFS; i++) {
+			if (i == best || !s->refs[i])
+				continue;
+			size_t n = ctl_refpack(other, s->refs[i], text, len);
+			if (n < code_len) {
+				memcpy(code, other, n);
+				code_len = n;
+				best = i;
+			}
+		}
+		if (code_len > len / 4 && len >= REF_MIN && len <= REF_MAX) {
+			best = ref_add(s, text, len);
+			code_len = ctl_refpack(code, s->refs[best], text, len);
+		}
+	}
+	s->ref_used[best] = s->packs;
+	*ref = s->refs[best] ? ctl_ref_hold(s->refs[best]) : NULL;
+	pthread_mutex_unlock(&s->pack_lock);
+	free(other);
+	return code_len;
+}
+
+/* Append n bytes of s and a NUL at *at; returns where they went. */
+static uint32_t put_str(struct rec *r, size_t *at, const char *s, size_t n)
+{
+	uint32_t where = (uint32_t)*at;
+	memcpy(r->data + *at, s, n);
+	r->data[*at + n] = '\0';
+	*at += n + 1;
+	return where;
+}
+
+/* A record of obj (its reference is the caller's still): the object's
+ * compact JSON packed against one of the store's references, and the
+ * strings a scan reads beside it, in one allocation. */
+static struct rec *rec_new(struct ctl_store *s, const struct ctl_obj *obj)
+{
 	char *text = cJSON_PrintUnformatted(obj->json);
 	if (!text)
 		xalloc_die();
-	r->text = xstrdup(text); /* out of cJSON's allocator and into ours */
+	size_t len = strlen(text);
+	unsigned char *code = xmalloc(ctl_refpack_bound(len));
+	struct ctl_ref *ref;
+	size_t code_len = pack(s, code, &ref, text, len);
 	cJSON_free(text);
-	r->key = xstrdup(obj->key);
-	r->rv = xstrdup(obj->resource_version);
-	r->ns_len = strlen(obj->namespace);
-	r->generation = obj->generation;
-	r->deleting = obj->deleting;
-	r->own_write = obj->own_write;
+
+	const char *fields[MAX_INDEXES] = {0};
+	size_t key_len = strlen(obj->key), rv_len = strlen(obj->resource_version), size = key_len + rv_len + 2;
 	for (int i = 0; i < s->nindexes; i++) {
 		const cJSON *v = ctl_obj_field(obj, s->index_paths[i]);
-		r->fields[i] = cJSON_IsString(v) ? xstrdup(v->valuestring) : NULL;
+		if (cJSON_IsString(v)) {
+			fields[i] = v->valuestring;
+			size += strlen(fields[i]) + 1;
+		}
 	}
+	if (size > UINT32_MAX) /* keys and index values are names: never */
+		xalloc_die();
+	struct rec *r = xmalloc(sizeof(*r) + size + code_len);
+	size_t at = 0;
+	r->ref = ref;
+	put_str(r, &at, obj->key, key_len);
+	r->rv_at = put_str(r, &at, obj->resource_version, rv_len);
+	for (int i = 0; i < MAX_INDEXES; i++)
+		r->field_at[i] = fields[i] ? put_str(r, &at, fields[i], strlen(fields[i])) : 0;
+	r->code_at = (uint32_t)at;
+	memcpy(r->data + at, code, code_len);
+	r->code_len = code_len;
+	r->text_len = len;
+	r->ns_len = (uint32_t)strlen(obj->namespace);
+	r->generation = obj->generation;
+	r->deleting = (unsigned char)obj->deleting;
+	r->own_write = (unsigned char)obj->own_write;
+	free(code);
 	return r;
 }
 
-static void rec_free(struct rec *r)
+/* What r holds on the heap, allocator overheads apart. */
+static size_t rec_bytes(const struct rec *r)
+{
+	return sizeof(*r) + r->code_at + r->code_len;
+}
+
+static void rec_free(struct ctl_store *s, struct rec *r)
 {
 	if (!r)
 		return;
-	free(r->text);
-	free(r->key);
-	free(r->rv);
-	for (int i = 0; i < MAX_INDEXES; i++)
-		free(r->fields[i]);
+	atomic_fetch_sub(&s->ref_bytes, ctl_ref_drop(r->ref));
 	free(r);
 }
 
 /* A private parsed copy of the record, with one reference. */
 static struct ctl_obj *rec_view(const struct rec *r)
 {
+	char *text = xmalloc(r->text_len + 1);
+	/* We packed it ourselves against the reference it holds. */
+	if (ctl_refunpack(text, r->text_len, r->ref, (const unsigned char *)r->data + r->code_at, r->code_len) != 0)
+		abort();
+	text[r->text_len] = '\0';
 	struct ctl_obj *o = NULL;
-	if (ctl_obj_new(&o, cJSON_Parse(r->text)) != 0)
+	if (ctl_obj_new(&o, cJSON_ParseWithLength(text, r->text_len)) != 0)
 		xalloc_die(); /* we printed it: only memory can fail */
+	free(text);
 	o->own_write = r->own_write;
 	return o;
 }
@@ -166,28 +303,28 @@ static void map_init(struct map *m, size_t hint)
 		n *= 2;
 	m->buckets = xcalloc(n, sizeof(*m->buckets));
 	m->nbuckets = n;
-	m->len = 0;
+	m->len = m->bytes = 0;
 }
 
 /* Free the table and the records it still holds. */
-static void map_dispose(struct map *m)
+static void map_dispose(struct ctl_store *s, struct map *m)
 {
 	for (size_t i = 0; i < m->nbuckets; i++) {
 		for (struct entry *e = m->buckets[i], *next; e; e = next) {
 			next = e->next;
-			rec_free(e->rec);
+			rec_free(s, e->rec);
 			free(e);
 		}
 	}
 	free(m->buckets);
 	m->buckets = NULL;
-	m->nbuckets = m->len = 0;
+	m->nbuckets = m->len = m->bytes = 0;
 }
 
 static struct entry **map_slot(const struct map *m, const char *key)
 {
 	struct entry **pe = &m->buckets[hash_key(key) & (m->nbuckets - 1)];
-	while (*pe && strcmp((*pe)->rec->key, key) != 0)
+	while (*pe && strcmp(rec_key((*pe)->rec), key) != 0)
 		pe = &(*pe)->next;
 	return pe;
 }
@@ -204,23 +341,26 @@ static void map_grow(struct map *m)
 	for (size_t i = 0; i < m->nbuckets; i++) {
 		for (struct entry *e = m->buckets[i], *next; e; e = next) {
 			next = e->next;
-			struct entry **head = &bigger.buckets[hash_key(e->rec->key) & (bigger.nbuckets - 1)];
+			struct entry **head = &bigger.buckets[hash_key(rec_key(e->rec)) & (bigger.nbuckets - 1)];
 			e->next = *head;
 			*head = e;
 		}
 	}
 	free(m->buckets);
 	bigger.len = m->len;
+	bigger.bytes = m->bytes;
 	*m = bigger;
 }
 
 /* Put r (taking it); returns the record it replaced, or NULL. */
 static struct rec *map_put(struct map *m, struct rec *r)
 {
-	struct entry **pe = map_slot(m, r->key);
+	struct entry **pe = map_slot(m, rec_key(r));
+	m->bytes += rec_bytes(r);
 	if (*pe) {
 		struct rec *old = (*pe)->rec;
 		(*pe)->rec = r;
+		m->bytes -= rec_bytes(old);
 		return old;
 	}
 	struct entry *e = xmalloc(sizeof(*e));
@@ -243,6 +383,7 @@ static struct rec *map_remove(struct map *m, const char *key)
 	*pe = e->next;
 	free(e);
 	m->len--;
+	m->bytes -= rec_bytes(r);
 	return r;
 }
 
@@ -252,6 +393,8 @@ int ctl_store_new(struct ctl_store **out)
 {
 	struct ctl_store *s = xcalloc(1, sizeof(*s));
 	pthread_rwlock_init(&s->lock, NULL);
+	pthread_mutex_init(&s->pack_lock, NULL);
+	atomic_init(&s->ref_bytes, 0);
 	map_init(&s->map, 0);
 	*out = s;
 	return 0;
@@ -261,7 +404,10 @@ void ctl_store_free(struct ctl_store *s)
 {
 	if (!s)
 		return;
-	map_dispose(&s->map);
+	map_dispose(s, &s->map);
+	for (int i = 0; i < MAX_REFS; i++)
+		atomic_fetch_sub(&s->ref_bytes, ctl_ref_drop(s->refs[i]));
+	pthread_mutex_destroy(&s->pack_lock);
 	for (int i = 0; i < s->nindexes; i++)
 		free(s->index_paths[i]);
 	pthread_rwlock_destroy(&s->lock);
@@ -295,11 +441,11 @@ int ctl_store_get(struct ctl_obj **out, struct ctl_store *s, const char *key)
 }
 
 /* Hand back a replaced record as an object (or drop it). */
-static void give_old(struct ctl_obj **out, struct rec *old)
+static void give_old(struct ctl_store *s, struct ctl_obj **out, struct rec *old)
 {
 	if (out)
 		*out = old ? rec_view(old) : NULL;
-	rec_free(old);
+	rec_free(s, old);
 }
 
 void ctl_store_apply(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *obj)
@@ -309,7 +455,7 @@ void ctl_store_apply(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *
 	pthread_rwlock_wrlock(&s->lock);
 	struct rec *old = map_put(&s->map, r);
 	pthread_rwlock_unlock(&s->lock);
-	give_old(out, old);
+	give_old(s, out, old);
 }
 
 int ctl_rv_compare(const char *a, const char *b, int *cmp)
@@ -338,8 +484,8 @@ int ctl_store_offer(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *o
 	 * seen the object deleted already (the answer to the write that
 	 * removed its last finalizer), and nothing would remove it again. */
 	if ((!cur && base_rv) ||
-	    (cur && (strcmp(cur->rec->rv, obj->resource_version) == 0 ||
-		     rv_older(obj->resource_version, cur->rec->rv)))) {
+	    (cur && (strcmp(rec_rv(cur->rec), obj->resource_version) == 0 ||
+		     rv_older(obj->resource_version, rec_rv(cur->rec))))) {
 		pthread_rwlock_unlock(&s->lock);
 		ctl_obj_unref(obj);
 		return 0;
@@ -350,13 +496,13 @@ int ctl_store_offer(struct ctl_obj **out, struct ctl_store *s, struct ctl_obj *o
 	 * precondition, so its answer may hold a change the watch has not
 	 * brought yet (a spec edited while we wrote), which is news. The
 	 * caller still holds obj (it hands it to the handlers). */
-	if (cur && base_rv && strcmp(cur->rec->rv, base_rv) == 0 && cur->rec->generation == obj->generation &&
+	if (cur && base_rv && strcmp(rec_rv(cur->rec), base_rv) == 0 && cur->rec->generation == obj->generation &&
 	    cur->rec->deleting == obj->deleting)
 		obj->own_write = 1;
 	struct rec *old = map_put(&s->map, rec_new(s, obj));
 	pthread_rwlock_unlock(&s->lock);
 	ctl_obj_unref(obj);
-	give_old(out, old);
+	give_old(s, out, old);
 	return 1;
 }
 
@@ -366,13 +512,13 @@ int ctl_store_delete(struct ctl_obj **out, struct ctl_store *s, const char *key)
 	struct rec *old = map_remove(&s->map, key);
 	pthread_rwlock_unlock(&s->lock);
 	int found = old != NULL;
-	give_old(out, old);
+	give_old(s, out, old);
 	return found ? 0 : CTL_ENOTFOUND;
 }
 
 static int rec_in_scope(const struct rec *r, const char *ns)
 {
-	return !ns || (strlen(ns) == r->ns_len && strncmp(r->key, ns, r->ns_len) == 0);
+	return !ns || (strlen(ns) == r->ns_len && strncmp(rec_key(r), ns, r->ns_len) == 0);
 }
 
 static void delta_push(struct ctl_store_delta **d, size_t *n, size_t *cap, struct ctl_obj *old,
@@ -407,13 +553,13 @@ void ctl_store_replace(struct ctl_store_delta **out, size_t *n_out, struct ctl_s
 	for (size_t i = 0; i < n; i++) {
 		struct entry *cur = map_find(&s->map, objs[i]->key);
 		struct rec *r;
-		if (cur && cur->rec && rv_older(objs[i]->resource_version, cur->rec->rv)) {
+		if (cur && cur->rec && rv_older(objs[i]->resource_version, rec_rv(cur->rec))) {
 			/* Newer than the list (our own write landed after it). */
 			r = cur->rec;
 			cur->rec = NULL;
 		} else {
 			r = rec_new(s, objs[i]);
-			if (!cur || !cur->rec || strcmp(cur->rec->rv, r->rv) != 0)
+			if (!cur || !cur->rec || strcmp(rec_rv(cur->rec), rec_rv(r)) != 0)
 				delta_push(&d, &nd, &cap, cur && cur->rec ? rec_view(cur->rec) : NULL,
 					   ctl_obj_ref(objs[i]));
 		}
@@ -422,27 +568,27 @@ void ctl_store_replace(struct ctl_store_delta **out, size_t *n_out, struct ctl_s
 			/* A duplicate key in the list: the later one wins; the
 			 * delta of the earlier one goes. */
 			for (size_t k = 0; k < nd; k++)
-				if (d[k].obj && !strcmp(d[k].obj->key, dup->key) &&
-				    strcmp(d[k].obj->resource_version, r->rv) != 0) {
+				if (d[k].obj && !strcmp(d[k].obj->key, rec_key(dup)) &&
+				    strcmp(d[k].obj->resource_version, rec_rv(r)) != 0) {
 					ctl_obj_unref(d[k].obj);
 					ctl_obj_unref(d[k].old);
 					d[k] = d[--nd];
 					break;
 				}
-			rec_free(dup);
+			rec_free(s, dup);
 		}
 		ctl_obj_unref(objs[i]);
 	}
 	for (size_t i = 0; i < s->map.nbuckets; i++)
 		for (struct entry *e = s->map.buckets[i]; e; e = e->next)
-			if (e->rec && rec_in_scope(e->rec, ns) && !map_find(&fresh, e->rec->key))
+			if (e->rec && rec_in_scope(e->rec, ns) && !map_find(&fresh, rec_key(e->rec)))
 				delta_push(&d, &nd, &cap, rec_view(e->rec), NULL);
 	stale = s->map;
 	s->map = fresh;
 	s->synced = 1;
 	pthread_rwlock_unlock(&s->lock);
 
-	map_dispose(&stale);
+	map_dispose(s, &stale);
 	*out = d;
 	*n_out = nd;
 }
@@ -480,9 +626,9 @@ static void collect_keys(char ***out, size_t *n_out, struct ctl_store *s, int id
 	for (size_t i = 0; i < s->map.nbuckets; i++)
 		for (struct entry *e = s->map.buckets[i]; e; e = e->next) {
 			const struct rec *r = e->rec;
-			if (idx >= 0 && (!r->fields[idx] || strcmp(r->fields[idx], value) != 0 || !rec_in_scope(r, ns)))
+			if (idx >= 0 && (!rec_field(r, idx) || strcmp(rec_field(r, idx), value) != 0 || !rec_in_scope(r, ns)))
 				continue;
-			v[k++] = xstrdup(r->key);
+			v[k++] = xstrdup(rec_key(r));
 		}
 	pthread_rwlock_unlock(&s->lock);
 	*out = v;
@@ -533,4 +679,13 @@ int ctl_store_has_synced(struct ctl_store *s)
 	int synced = s->synced;
 	pthread_rwlock_unlock(&s->lock);
 	return synced;
+}
+
+void ctl_store_footprint(struct ctl_store *s, size_t *objects, size_t *bytes)
+{
+	pthread_rwlock_rdlock(&s->lock);
+	*objects = s->map.len;
+	*bytes = s->map.bytes + s->map.len * sizeof(struct entry) + s->map.nbuckets * sizeof(*s->map.buckets) +
+		 atomic_load(&s->ref_bytes);
+	pthread_rwlock_unlock(&s->lock);
 }

@@ -2,8 +2,9 @@
  * store.h: the informer's cache of one resource type.
  *
  * Objects are immutable and refcounted. The store keeps each one as its
- * compact JSON text (a fifth of its size as a tree of cJSON nodes; see
- * store.c), and every read (ctl_store_get, ctl_store_list, a replaced
+ * compact JSON text, packed against another object of the store (a small
+ * fraction of its size as a tree of cJSON nodes; see store.c), and every
+ * read (ctl_store_get, ctl_store_list, a replaced
  * object handed back) parses a private copy with one reference, so a
  * reconcile works on its own object without any lock while the watch
  * thread replaces the entry. What handlers and resyncs look up across
@@ -127,6 +128,11 @@ void ctl_store_list(struct ctl_obj ***out, size_t *n_out, struct ctl_store *s);
 void ctl_store_list_free(struct ctl_obj **objs, size_t n);
 
 size_t ctl_store_len(struct ctl_store *s);
+
+/* How many objects the store holds, and the heap bytes they take: the
+ * records, the table and the references they are packed against (what
+ * malloc adds around each allocation apart). */
+void ctl_store_footprint(struct ctl_store *s, size_t *objects, size_t *bytes);
 
 /* Has a relist been swapped in at least once? */
 int ctl_store_has_synced(struct ctl_store *s);

@@ -156,6 +156,54 @@ def test_status_conditions_and_printer_columns(kube, namespace, azure, operator)
     assert row[:8] == ["mypool", "S2", "1", "1", "Spec", "0", "Succeeded", "True"]
 
 
+def cached_text_bytes(obj):
+    """An object's size as the operator's cache would hold it uncompressed:
+    compact JSON without managedFields and kubectl's last-applied copy."""
+    meta = dict(obj["metadata"])
+    meta.pop("managedFields", None)
+    ann = {k: v for k, v in (meta.get("annotations") or {}).items()
+           if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    meta.pop("annotations", None)
+    if ann:
+        meta["annotations"] = ann
+    return len(json.dumps({**obj, "metadata": meta}, separators=(",", ":")))
+
+
+def test_cache_metrics_give_objects_and_bytes_per_resource(kube, namespace, azure, operator):
+    # /metrics says what the cache holds, per resource, exactly when read;
+    # each pool more costs a fraction of its JSON (the cache keeps objects
+    # as their differences from one of them).
+    azure.registry(SUB, RG, "myregistry", sku="Premium", quota={"standardVCPU": 1000})
+    kube.apply(registry_obj(quota={"standardVCPU": 1000}), namespace)
+    op = operator()
+
+    def cache(resource):
+        return (op.metric("acrpool_cache_objects", {"resource": resource}),
+                op.metric("acrpool_cache_bytes", {"resource": resource}))
+
+    def apply_ready(names):
+        kube.run("apply", "-n", namespace, "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": [pool_obj(n, tier="S1") for n in names]}))
+        for n in names:
+            wait_condition(kube, "agentpool", n, namespace, "Ready")
+
+    apply_ready([f"c{i:03d}" for i in range(10)])
+    wait_until("10 pools cached", lambda: cache("agentpools")[0] == 10, timeout=30)
+    assert cache("registries")[0] == 1 and cache("tasks")[0] == 0
+    ten = cache("agentpools")[1]
+    apply_ready([f"c{i:03d}" for i in range(10, 50)])
+    wait_until("50 pools cached", lambda: cache("agentpools")[0] == 50, timeout=30)
+    fifty = cache("agentpools")[1]
+    items = json.loads(kube.run("get", "agentpools", "-n", namespace, "-o", "json").stdout)["items"]
+    text = sum(cached_text_bytes(o) for o in items) / len(items)
+    per_pool = (fifty - ten) / 40
+    assert 0 < per_pool < text / 3, f"{per_pool:.0f} bytes a pool for {text:.0f} bytes of JSON"
+
+    kube.run("delete", "agentpools", "-n", namespace, *[f"c{i:03d}" for i in range(25)], "--wait=false")
+    wait_until("25 pools left in the cache", lambda: cache("agentpools")[0] == 25, timeout=60)
+    assert cache("agentpools")[1] < fifty
+
+
 def test_status_written_only_when_changed(kube, namespace, azure, operator):
     op = operator("--resync-period", "2s")
     kube.apply(pool_obj("steady"), namespace)

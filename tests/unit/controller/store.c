@@ -371,10 +371,81 @@ TEST(store_finds_keys_by_an_indexed_field_in_one_namespace)
 	ctl_store_free(s);
 }
 
+/* An object the way an informer of AgentPools sees it over its life:
+ * created bare, then with the status the reconciler writes. */
+static struct ctl_obj *make_pool(int i, int with_status)
+{
+	char *text = xasprintf(
+		"{\"apiVersion\":\"acrpool.dev/v1alpha1\",\"kind\":\"AgentPool\",\"metadata\":{"
+		"\"creationTimestamp\":\"2026-12-07T23:10:%02dZ\",\"generation\":1,\"name\":\"p%05d\","
+		"\"namespace\":\"bench\",\"resourceVersion\":\"%d\",\"uid\":\"%08x-0000-4000-8000-%012x\"},"
+		"\"spec\":{\"count\":1,\"registryRef\":{\"name\":\"registry%d\"},\"tier\":\"S1\"}}",
+		i % 60, i, 1000 + 2 * i + with_status, i * 2654435761u, i * 40503u, i % 10);
+	cJSON *json = cJSON_Parse(text);
+	free(text);
+	if (with_status) {
+		text = xasprintf("{\"conditions\":[{\"lastTransitionTime\":\"2026-12-07T23:11:%02dZ\",\"message\":"
+				 "\"agent pool p%05d is ready with 1 agent\",\"observedGeneration\":1,\"reason\":"
+				 "\"Succeeded\",\"status\":\"True\",\"type\":\"Ready\"},{\"lastTransitionTime\":"
+				 "\"2026-12-07T23:11:%02dZ\",\"message\":\"\",\"observedGeneration\":1,\"reason\":"
+				 "\"Succeeded\",\"status\":\"False\",\"type\":\"Stalled\"}],\"observedGeneration\":1}",
+				 i % 60, i, i % 60);
+		cJSON_AddItemToObject(json, "status", cJSON_Parse(text));
+		free(text);
+	}
+	struct ctl_obj *o = NULL;
+	CHECK_INT(ctl_obj_new(&o, json), 0);
+	return o;
+}
+
+/* The cache keeps objects of one kind as their differences from one of
+ * them: a thousand pools, first bare and then Ready, take a small part of
+ * their text, and every read gives back the object that went in. */
+TEST(store_keeps_similar_objects_in_a_fraction_of_their_text)
+{
+	struct ctl_store *s;
+	size_t objects, bytes, text = 0;
+	ctl_store_new(&s);
+	for (int pass = 0; pass < 2; pass++) {
+		text = 0;
+		for (int i = 0; i < 1000; i++) {
+			struct ctl_obj *o = make_pool(i, pass);
+			char *t = cJSON_PrintUnformatted(o->json);
+			text += strlen(t);
+			cJSON_free(t);
+			ctl_store_apply(NULL, s, o);
+		}
+		ctl_store_footprint(s, &objects, &bytes);
+		CHECK_INT(objects, 1000);
+		fprintf(stderr, "pass %d: %zu bytes for %zu of text\n", pass, bytes, text);
+		/* Each record also has its key, resourceVersion and a header
+		 * of its own: a bare object's text is small. */
+		CHECK(pass ? bytes * 3 < text : bytes * 3 < text * 2);
+	}
+	for (int i = 0; i < 1000; i += 37) {
+		struct ctl_obj *want = make_pool(i, 1), *got = NULL;
+		CHECK_INT(ctl_store_get(&got, s, want->key), 0);
+		CHECK(got && cJSON_Compare(got->json, want->json, 1));
+		ctl_obj_unref(got);
+		ctl_obj_unref(want);
+	}
+	/* Deleting them gives the bytes back, references included. */
+	for (int i = 0; i < 1000; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "bench/p%05d", i);
+		CHECK_INT(ctl_store_delete(NULL, s, name), 0);
+	}
+	ctl_store_footprint(s, &objects, &bytes);
+	CHECK_INT(objects, 0);
+	CHECK(bytes < 64 * 1024); /* the table, and the references kept for what comes next */
+	ctl_store_free(s);
+}
+
 TEST_MAIN(T(obj_new_reads_metadata), T(obj_new_rejects_nameless_object), T(store_get_returns_a_private_copy_that_outlives_the_store),
 	  T(store_get_missing_is_not_found), T(store_apply_replaces_and_hands_back_old),
 	  T(store_holds_many_objects), T(store_replace_reports_added_changed_and_deleted),
 	  T(store_replace_is_scoped_to_its_namespace), T(store_replace_keeps_the_later_duplicate),
 	  T(rv_compare_orders_by_number_not_text), T(store_offer_drops_same_and_older_versions),
 	  T(store_offer_marks_own_write_only_on_the_base_version), T(store_replace_keeps_an_entry_newer_than_the_list),
-	  T(store_finds_keys_by_an_indexed_field_in_one_namespace))
+	  T(store_finds_keys_by_an_indexed_field_in_one_namespace),
+	  T(store_keeps_similar_objects_in_a_fraction_of_their_text))
