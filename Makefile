@@ -75,8 +75,11 @@ valgrind: deps controlplane
 # without sanitizers, next to the controller-runtime peer (bench/peer, Go,
 # built by scripts/peer.sh into the cache outside the repository), on one
 # API server; BENCH_POOLS is a space-separated list of pool counts. Then
-# what PipelineAgentPools cost ARM, Azure DevOps and the API server per
-# instance (bench/pipelineagents.py, 5 pools of 4, about a minute).
+# the operator's memory per cached object, per kind (bench/memory.py: N
+# AgentPools, then N Tasks, then N TaskRuns, at the same N; about a minute
+# at 100), and what PipelineAgentPools cost ARM, Azure DevOps and the API
+# server per instance (bench/pipelineagents.py, 5 pools of 4, about a
+# minute).
 BENCH_BUILD_DIR ?= build-bench
 BENCH_POOLS ?= 100 1000
 bench: deps controlplane
@@ -84,4 +87,5 @@ bench: deps controlplane
 	cmake --build $(BENCH_BUILD_DIR)
 	scripts/peer.sh build >/dev/null
 	ACRPOOL_BUILD_DIR=$(abspath $(BENCH_BUILD_DIR)) python3 bench/scale.py $(BENCH_POOLS)
+	ACRPOOL_BUILD_DIR=$(abspath $(BENCH_BUILD_DIR)) python3 bench/memory.py $(BENCH_POOLS)
 	ACRPOOL_BUILD_DIR=$(abspath $(BENCH_BUILD_DIR)) python3 bench/pipelineagents.py

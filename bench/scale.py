@@ -243,9 +243,10 @@ def metric_series(op, name):
     return out
 
 
-def reconciles(op):
+def reconciles(op, controller="agentpool"):
+    """Reconciles done so far by one controller, or by all with None."""
     return sum(v for k, v in metric_series(op, "controller_runtime_reconcile_total").items()
-               if 'controller="agentpool"' in k)
+               if controller is None or f'controller="{controller}"' in k)
 
 
 def reconcile_errors(op):
@@ -268,13 +269,14 @@ def histogram_quantiles(op, name, label, qs):
     return out
 
 
-def settle(op, quiet_s=3.0, timeout=300):
-    """Wait until the operator has done no reconcile for quiet_s seconds
-    (the reconcile counter, sampled; a condition, not a fixed sleep)."""
-    state = {"n": reconciles(op), "since": time.monotonic()}
+def settle(op, quiet_s=3.0, timeout=300, controller="agentpool"):
+    """Wait until the operator has done no reconcile (of one controller, or
+    of any with None) for quiet_s seconds (the reconcile counter, sampled;
+    a condition, not a fixed sleep)."""
+    state = {"n": reconciles(op, controller), "since": time.monotonic()}
 
     def quiet():
-        n = reconciles(op)
+        n = reconciles(op, controller)
         if n != state["n"]:
             state["n"], state["since"] = n, time.monotonic()
         return time.monotonic() - state["since"] >= quiet_s
@@ -363,32 +365,34 @@ def send_all(admin, calls, threads=APPLY_THREADS):
     return t0, max(ends)
 
 
-def apply_all(admin, ns, items):
+def apply_all(admin, ns, items, path=POOLS):
     """Create items with server-side apply, as a GitOps controller does at
-    scale (force=true: the bench owns these fields)."""
-    base = POOLS.format(ns=ns)
+    scale (force=true: the bench owns these fields). path: the collection
+    (AgentPools unless told)."""
+    base = path.format(ns=ns)
     q = f"?fieldManager={FIELD_MANAGER}&force=true"
     return send_all(admin, [("PATCH", f"{base}/{obj['metadata']['name']}{q}", obj, "application/apply-patch+yaml")
                             for obj in items])
 
 
-def delete_all(admin, ns, names):
-    """Delete every pool, one DELETE each, as a GitOps prune does."""
-    base = POOLS.format(ns=ns)
+def delete_all(admin, ns, names, path=POOLS):
+    """Delete every pool (or object of path), one DELETE each, as a GitOps
+    prune does."""
+    base = path.format(ns=ns)
     return send_all(admin, [("DELETE", f"{base}/{name}", None, None) for name in names])
 
 
-def none_left(admin, ns):
-    table, _ = admin.call("GET", POOLS.format(ns=ns) + "?limit=1",
+def none_left(admin, ns, path=POOLS):
+    table, _ = admin.call("GET", path.format(ns=ns) + "?limit=1",
                           accept="application/json;as=Table;v=v1;g=meta.k8s.io")
     return not table.get("rows")
 
 
-def all_ready(admin, ns, n):
-    """Every pool Ready, read as the server-side Table (the printer
-    columns only): a full JSON list of 10,000 objects every second would
-    load the API server this measures."""
-    table, _ = admin.call("GET", POOLS.format(ns=ns), accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+def all_ready(admin, ns, n, path=POOLS):
+    """Every pool (or object of path) Ready, read as the server-side Table
+    (the printer columns only): a full JSON list of 10,000 objects every
+    second would load the API server this measures."""
+    table, _ = admin.call("GET", path.format(ns=ns), accept="application/json;as=Table;v=v1;g=meta.k8s.io")
     col = [c["name"] for c in table["columnDefinitions"]].index("Ready")
     rows = table.get("rows") or []
     return len(rows) == n and all(r["cells"][col] == "True" for r in rows)
@@ -476,6 +480,34 @@ def audit_requests(audit, start, stop, user_agent):
     return out
 
 
+def setup_registries(kube, emu, ns):
+    """The service principal (in the emulator and as the Secret "sp") and
+    REGISTRIES Premium registries with QUOTA, in the emulator and as
+    Registry objects in ns. Returns their names."""
+    emu.client(TENANT, CLIENT, secret=SP_SECRET)
+    kube.run("create", "secret", "generic", "sp", "-n", ns, f"--from-literal=AZURE_TENANT_ID={TENANT}",
+             f"--from-literal=AZURE_CLIENT_ID={CLIENT}", f"--from-literal=AZURE_CLIENT_SECRET={SP_SECRET}")
+    regs = [f"registry{i}" for i in range(REGISTRIES)]
+    for r in regs:
+        emu.registry(SUB, RG, r, sku="Premium", quota=QUOTA)
+    kube.run("apply", "-n", ns, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        registry_obj(name=r, azure_name=r, quota=QUOTA) for r in regs]}))
+    return regs
+
+
+def start_acrpool(kube, emu, ns, resync=RESYNC):
+    """Our operator on ns (WORKERS workers), once it is ready and every
+    Registry of ns is Ready."""
+    op = Operator(start_operator(kube, emu, ns, "--resync-period", resync, "--workers", str(WORKERS)))
+    wait_until("readyz", lambda: op.get("/readyz")[0] == 200, timeout=60)
+    wait_until("registries Ready", lambda: all(
+        any(c["type"] == "Ready" and c["status"] == "True"
+            for c in (o.get("status") or {}).get("conditions", []))
+        for o in json.loads(kube.run("get", "registries", "-n", ns, "-o", "json").stdout)["items"]),
+        timeout=60)
+    return op
+
+
 def run_one(kube, audit, tmp, n, which, peer_bin, policy):
     ns = f"bench-{which}-{n}-{int(time.time())}"
     kube.run("create", "namespace", ns)
@@ -487,14 +519,7 @@ def run_one(kube, audit, tmp, n, which, peer_bin, policy):
     op = None
     res = {"N": n, "op": which, "ns": ns}
     try:
-        emu.client(TENANT, CLIENT, secret=SP_SECRET)
-        kube.run("create", "secret", "generic", "sp", "-n", ns, f"--from-literal=AZURE_TENANT_ID={TENANT}",
-                 f"--from-literal=AZURE_CLIENT_ID={CLIENT}", f"--from-literal=AZURE_CLIENT_SECRET={SP_SECRET}")
-        regs = [f"registry{i}" for i in range(REGISTRIES)]
-        for r in regs:
-            emu.registry(SUB, RG, r, sku="Premium", quota=QUOTA)
-        kube.run("apply", "-n", ns, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-            registry_obj(name=r, azure_name=r, quota=QUOTA) for r in regs]}))
+        regs = setup_registries(kube, emu, ns)
         if which == "acrpool":
             # manifests/finalizer-policy, as a user who opts in installs it,
             # but bound to this namespace only, and gone before the peer's run.
@@ -504,13 +529,7 @@ def run_one(kube, audit, tmp, n, which, peer_bin, policy):
             assert finalizer_on_create(kube, ns) is False, "the peer's pools would get the finalizer from our policy"
         a_start = audit.end()
         if which == "acrpool":
-            op = Operator(start_operator(kube, emu, ns, "--resync-period", RESYNC, "--workers", str(WORKERS)))
-            wait_until("readyz", lambda: op.get("/readyz")[0] == 200, timeout=60)
-            wait_until("registries Ready", lambda: all(
-                any(c["type"] == "Ready" and c["status"] == "True"
-                    for c in (o.get("status") or {}).get("conditions", []))
-                for o in json.loads(kube.run("get", "registries", "-n", ns, "-o", "json").stdout)["items"]),
-                timeout=60)
+            op = start_acrpool(kube, emu, ns)
         else:
             op = start_peer(kube, emu, ns, peer_bin)
             # Logged once every watch (AgentPools, Registries) has synced.
