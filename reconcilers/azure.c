@@ -54,6 +54,11 @@ struct snap_data {
 	 * the operator's CPU. */
 	uint64_t *hashes;
 	long standard_vcpu, isolated_vcpu;
+	/* Pools are kept compact (snap_compact): 10,000 pools' ids and
+	 * repeated words were 3 MiB. Their location, tier, os and
+	 * provisioningState point into the azure's shared strings, and an id
+	 * that is id_prefix followed by the name is not kept (NULL). */
+	char *id_prefix;               /* ".../registries/<name>/agentPools/", from the first pool read */
 	int64_t fetched_ns;            /* 0: never read, or invalidated */
 };
 
@@ -76,6 +81,12 @@ struct azure {
 	struct snap_entry **snaps;     /* pointers: entries outlive a realloc */
 	size_t nsnaps;
 	unsigned long reads;
+	/* The values snapshot pools share (snap_compact): a few locations,
+	 * the tiers, os and provisioning states. Kept until azure_free: as
+	 * many as the distinct values Azure has sent, no more than the
+	 * strings each pool would otherwise hold. Under mu. */
+	char **shared;
+	size_t nshared;
 };
 
 static int64_t now_ns(void)
@@ -114,14 +125,59 @@ static void conn_entry_free(struct conn_entry *e)
 	free(e);
 }
 
+/* Free a snapshot pool, whose shared strings are not its own. */
+static void snap_pool_dispose(struct arm_agent_pool *p)
+{
+	p->location = p->tier = p->os = p->provisioning_state = NULL;
+	arm_agent_pool_dispose(p);
+}
+
 static void snap_data_dispose(struct snap_data *s)
 {
 	free(s->location);
 	free(s->sku);
 	free(s->login_server);
-	arm_agent_pool_array_free(s->pools, s->npools);
+	for (size_t i = 0; i < s->npools; i++)
+		snap_pool_dispose(&s->pools[i]);
+	free(s->pools);
 	free(s->hashes);
+	free(s->id_prefix);
 	memset(s, 0, sizeof(*s));
+}
+
+/* The shared copy of v (NULL stays NULL), taking v. Under mu. */
+static char *share(struct azure *az, char *v)
+{
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < az->nshared; i++)
+		if (strcmp(az->shared[i], v) == 0) {
+			free(v);
+			return az->shared[i];
+		}
+	az->shared = xrealloc(az->shared, (az->nshared + 1) * sizeof(*az->shared));
+	return az->shared[az->nshared++] = v;
+}
+
+/* Make p, a pool just put in s (with strings of its own), compact: see
+ * struct snap_data. Under mu. */
+static void snap_compact(struct azure *az, struct snap_data *s, struct arm_agent_pool *p)
+{
+	p->location = share(az, p->location);
+	p->tier = share(az, p->tier);
+	p->os = share(az, p->os);
+	p->provisioning_state = share(az, p->provisioning_state);
+	if (!p->id || !p->name)
+		return;
+	size_t id_len = strlen(p->id), name_len = strlen(p->name);
+	if (id_len <= name_len || strcmp(p->id + id_len - name_len, p->name) != 0 || p->id[id_len - name_len - 1] != '/')
+		return;
+	if (!s->id_prefix)
+		s->id_prefix = xstrndup(p->id, id_len - name_len);
+	if (strlen(s->id_prefix) == id_len - name_len && strncmp(s->id_prefix, p->id, id_len - name_len) == 0) {
+		free(p->id);
+		p->id = NULL;
+	}
 }
 
 /* The name's hash in lower case (Azure names compare case-blind). */
@@ -146,13 +202,15 @@ static void vcpu_add(struct snap_data *s, const struct arm_agent_pool *p, int si
 		s->standard_vcpu += v;
 }
 
-/* The hashes and totals of a snapshot just read. */
-static void snap_index(struct snap_data *s)
+/* The hashes and totals of a snapshot just read, and its pools made
+ * compact. Under mu. */
+static void snap_index(struct azure *az, struct snap_data *s)
 {
 	free(s->hashes);
 	s->hashes = xcalloc(s->npools + 1, sizeof(*s->hashes));
 	s->standard_vcpu = s->isolated_vcpu = 0;
 	for (size_t i = 0; i < s->npools; i++) {
+		snap_compact(az, s, &s->pools[i]);
 		s->hashes[i] = name_hash(s->pools[i].name);
 		vcpu_add(s, &s->pools[i], 1);
 	}
@@ -181,6 +239,9 @@ void azure_free(struct azure *az)
 	}
 	free(az->conns);
 	free(az->snaps);
+	for (size_t i = 0; i < az->nshared; i++)
+		free(az->shared[i]);
+	free(az->shared);
 	free(az->arm_endpoint);
 	free(az->authority_host);
 	free(az->imds_endpoint);
@@ -525,11 +586,19 @@ static struct snap_entry *find_snap(struct azure *az, const char *key)
 	return NULL;
 }
 
-static void pool_copy(struct arm_agent_pool *dst, const struct arm_agent_pool *src)
+/* A full copy of src into dst; a compact snapshot pool's id is id_prefix
+ * and its name. */
+static void pool_copy(struct arm_agent_pool *dst, const struct arm_agent_pool *src, const char *id_prefix)
 {
 	cJSON *j = arm_agent_pool_to_json(src);
 	/* to_json drops read-only fields; put back what the snapshot needs. */
-	cJSON_AddStringToObject(j, "id", src->id ? src->id : "");
+	if (src->id || !id_prefix || !src->name) {
+		cJSON_AddStringToObject(j, "id", src->id ? src->id : "");
+	} else {
+		char *id = xasprintf("%s%s", id_prefix, src->name);
+		cJSON_AddStringToObject(j, "id", id);
+		free(id);
+	}
 	cJSON_AddStringToObject(j, "name", src->name ? src->name : "");
 	if (src->provisioning_state) {
 		cJSON *props = cJSON_GetObjectItemCaseSensitive(j, "properties");
@@ -559,7 +628,7 @@ static struct azure_snapshot *snapshot_view(const struct snap_data *e, const cha
 	size_t i = pool ? snap_find(e, pool) : e->npools;
 	if (i < e->npools) {
 		v->pool = xcalloc(1, sizeof(*v->pool));
-		pool_copy(v->pool, &e->pools[i]);
+		pool_copy(v->pool, &e->pools[i], e->id_prefix);
 		vcpu_add(&rest, &e->pools[i], -1);
 	}
 	v->standard_vcpu = (int)rest.standard_vcpu;
@@ -644,7 +713,7 @@ int azure_snapshot_get(struct azure_snapshot **out, struct azure *az, struct azu
 		snap_data_dispose(&e->snap);
 		e->snap = fresh;
 		memset(&fresh, 0, sizeof(fresh));
-		snap_index(&e->snap);
+		snap_index(az, &e->snap);
 	}
 	pthread_cond_broadcast(&az->read_done);
 	if (rc != 0) {
@@ -683,9 +752,10 @@ void azure_snapshot_note_pool(struct azure *az, struct azure_conn *conn, const c
 		size_t i = snap_find(s, name);
 		if (i < s->npools) {
 			vcpu_add(s, &s->pools[i], -1);
-			arm_agent_pool_dispose(&s->pools[i]);
+			snap_pool_dispose(&s->pools[i]);
 			if (pool) {
-				pool_copy(&s->pools[i], pool);
+				pool_copy(&s->pools[i], pool, NULL);
+				snap_compact(az, s, &s->pools[i]);
 				s->hashes[i] = name_hash(s->pools[i].name);
 				vcpu_add(s, &s->pools[i], 1);
 			} else {
@@ -695,7 +765,8 @@ void azure_snapshot_note_pool(struct azure *az, struct azure_conn *conn, const c
 		} else if (pool) {
 			s->pools = xrealloc(s->pools, (s->npools + 1) * sizeof(*s->pools));
 			s->hashes = xrealloc(s->hashes, (s->npools + 1) * sizeof(*s->hashes));
-			pool_copy(&s->pools[s->npools], pool);
+			pool_copy(&s->pools[s->npools], pool, NULL);
+			snap_compact(az, s, &s->pools[s->npools]);
 			s->hashes[s->npools] = name_hash(s->pools[s->npools].name);
 			vcpu_add(s, &s->pools[s->npools], 1);
 			s->npools++;

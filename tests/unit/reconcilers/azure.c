@@ -126,6 +126,14 @@ TEST(concurrent_callers_share_one_read)
 	CHECK(s->pool != NULL);
 	CHECK_STR(s->pool ? s->pool->name : NULL, "p1");
 	CHECK_INT(s->pool ? s->pool->count : -1, 2);
+	/* The snapshot keeps pools compact (the id as the registry's prefix
+	 * and the name, shared words); the copy is whole. */
+	CHECK_STR(s->pool ? s->pool->id : NULL,
+		  "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/reg/agentPools/p1");
+	CHECK_STR(s->pool ? s->pool->location : NULL, "eastus");
+	CHECK_STR(s->pool ? s->pool->tier : NULL, "S1");
+	CHECK_STR(s->pool ? s->pool->os : NULL, "Linux");
+	CHECK_STR(s->pool ? s->pool->provisioning_state : NULL, "Succeeded");
 	CHECK_INT(s->standard_vcpu, 0);
 	CHECK_INT(s->isolated_vcpu, 64);
 	azure_snapshot_free(s);
@@ -143,7 +151,9 @@ TEST(concurrent_callers_share_one_read)
 	/* What a reconcile learns is folded in, and the sums with it (names
 	 * compare case-blind): p1 scaled to 3, a new S1 pool of 1, big gone. */
 	struct arm_agent_pool p1 = {.name = "p1", .tier = "S1", .count = 3};
-	struct arm_agent_pool p2 = {.name = "P2", .tier = "S1", .count = 1};
+	struct arm_agent_pool p2 = {.name = "P2", .tier = "S1", .count = 1, .location = "westus",
+				    .id = "/subscriptions/SUB/resourceGroups/rg/providers/Microsoft.ContainerRegistry/"
+					  "registries/reg/agentPools/P2"};
 	azure_snapshot_note_pool(f.az, f.conn, "P1", &p1);
 	azure_snapshot_note_pool(f.az, f.conn, "p2", &p2);
 	azure_snapshot_note_pool(f.az, f.conn, "BIG", NULL);
@@ -154,6 +164,10 @@ TEST(concurrent_callers_share_one_read)
 	azure_snapshot_free(s);
 	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, "p2", false), 0);
 	CHECK_STR(s->pool ? s->pool->name : NULL, "P2");
+	/* An id that is not the prefix and the name is kept as it came. */
+	CHECK_STR(s->pool ? s->pool->id : NULL,
+		  "/subscriptions/SUB/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/reg/agentPools/P2");
+	CHECK_STR(s->pool ? s->pool->location : NULL, "westus");
 	CHECK_INT(s->standard_vcpu, 6);
 	azure_snapshot_free(s);
 	CHECK_INT(f.srv.narm_requests, 2);
