@@ -45,8 +45,10 @@ fixed sleep. After each phase: VmRSS (/proc/PID/status) and where it lives
 (utime + stime) from the phase's first apply until settled. Prints one
 table: per kind, the objects, RSS before and after, KiB per object (the
 RSS delta over N: what the process holds for them, malloc's slack and
-buffers kept after the phase included, not only the cache's records), and
-the totals with all 3N objects; then the smaps classes after each phase;
+buffers kept after the phase included, not only the cache's records), the
+bytes per object the cache of that kind holds by its own count
+(acrpool_cache_bytes over acrpool_cache_objects, read from /metrics after
+the phase), and the totals with all 3N objects; then the smaps classes after each phase;
 then, per kind, what one object holds as the cache keeps it (compact JSON
 without metadata.managedFields and the last-applied annotation, which the
 informers drop), by part, read once after the last phase with one LIST per
@@ -198,6 +200,14 @@ def object_sizes(admin, ns, kind):
     return total / n, {k: v / n for k, v in parts.items()}
 
 
+def cache_bytes(op, kind):
+    """The operator's own count of what its cache of kind holds
+    (acrpool_cache_objects and acrpool_cache_bytes): objects, bytes."""
+    label = f'{{resource="{kind}"}}'
+    return (metric_series(op, "acrpool_cache_objects").get(label, 0),
+            metric_series(op, "acrpool_cache_bytes").get(label, 0))
+
+
 def alive(op, when):
     assert op.proc.alive(), f"the operator exited {when}: {op.proc.text()[-3000:]}"
 
@@ -234,7 +244,7 @@ def run_one(kube, tmp, n):
             res["phases"].append({"name": LABEL[kind], "objects": n, "before_kb": before,
                                   "after_kb": status_kb(pid, "VmRSS"), "cpu_s": cpu_seconds(pid) - cpu0,
                                   "wall_s": time.monotonic() - t0, "smaps": smaps_classes(pid),
-                                  "errors": reconcile_errors(op) - err0})
+                                  "errors": reconcile_errors(op) - err0, "cache": cache_bytes(op, kind)})
             print(f"#   {LABEL[kind]}: {res['phases'][-1]['after_kb'] / 1024:.1f} MiB", file=sys.stderr, flush=True)
 
         phase("agentpools", pool, lambda: all_ready(admin, ns, n, path=PATH["agentpools"]), "every AgentPool Ready")
@@ -301,20 +311,22 @@ def report(results, ns_list):
         for p in ph:
             per = "" if p["before_kb"] is None or p["name"].startswith("deletion") else \
                 f"{(p['after_kb'] - p['before_kb']) / p['objects']:.2f}"
+            cached = p.get("cache")
             rows.append([str(n), p["name"], f"{p['objects']:,}", mib(p["before_kb"]), mib(p["after_kb"]), per,
+                         f"{cached[1] / cached[0]:,.0f}" if cached and cached[0] else "",
                          f"{p['cpu_s']:.2f}", f"{p['wall_s']:.1f}",
                          "" if p["errors"] is None else f"{p['errors']:.0f}"])
             if p["name"] == "TaskRuns":
                 idle, full = ph[0]["after_kb"], p["after_kb"]
                 rows.append([str(n), f"**all {3 * n:,} objects**", f"{3 * n:,}", mib(idle), mib(full),
-                             f"{(full - idle) / (3 * n):.2f}",
+                             f"{(full - idle) / (3 * n):.2f}", "",
                              f"{sum(q['cpu_s'] for q in ph[1:4]):.2f}",
                              f"{sum(q['wall_s'] for q in ph[1:4]):.1f}", ""])
-        rows.append([str(n), "whole run: peak RSS (VmHWM), operator CPU", "", "", mib(r["peak_kb"]), "",
+        rows.append([str(n), "whole run: peak RSS (VmHWM), operator CPU", "", "", mib(r["peak_kb"]), "", "",
                      f"{r['total_cpu_s']:.2f}", "", ""])
     table("acrpool-controller's RSS per kind (each phase: first apply -> every object in its state -> settled)",
           ["N", "phase", "objects", "RSS before (MiB)", "RSS after (MiB)", "KiB per object",
-           "operator CPU (s)", "wall (s)", "reconcile errors"], rows)
+           "cache bytes per object (its own count)", "operator CPU (s)", "wall (s)", "reconcile errors"], rows)
 
     order = ["idle", "AgentPools", "Tasks", "TaskRuns", "deletion (all gone)"]
     classes = sorted({c for n in ns_list for p in results[n]["phases"] for c in p["smaps"]})

@@ -86,12 +86,12 @@ void ctl_obj_unref(struct ctl_obj *o)
  * against every reference kept (the objects changed shape: the first
  * ones had no status yet; or the store holds objects of a few shapes).
  * The newest replaces the one unused longest. A text is not made a
- * reference when it is tiny (not worth an index) or huge (a Task with a
- * long inline definition, whose index would stay as long as it is a
- * reference). */
+ * reference when it is tiny (not worth an index) or large (a Task with a
+ * long inline definition: an index is 8 bytes per byte of text, kept as
+ * long as the text is a reference; at most 4 x 512 KiB this way). */
 #define MAX_REFS 4
 #define REF_MIN 64
-#define REF_MAX (256 * 1024)
+#define REF_MAX (64 * 1024)
 
 struct rec {
 	struct ctl_ref *ref;     /* what the code copies from; NULL when it is all literals */
