@@ -33,7 +33,8 @@ void ctl_buf_reset(struct ctl_buf *b)
 		b->ptr[0] = '\0';
 }
 
-int ctl_buf_append(struct ctl_buf *b, const void *data, size_t n)
+/* Room for n more bytes and a NUL, within the cap. */
+static int reserve(struct ctl_buf *b, size_t n)
 {
 	size_t max = b->max ? b->max : CTL_BUF_DEFAULT_MAX;
 	if (n > max || b->len > max - n)
@@ -45,6 +46,14 @@ int ctl_buf_append(struct ctl_buf *b, const void *data, size_t n)
 		b->ptr = xrealloc(b->ptr, cap);
 		b->cap = cap;
 	}
+	return 0;
+}
+
+int ctl_buf_append(struct ctl_buf *b, const void *data, size_t n)
+{
+	int rc = reserve(b, n);
+	if (rc != 0)
+		return rc;
 	if (n)
 		memcpy(b->ptr + b->len, data, n);
 	b->len += n;
@@ -57,15 +66,37 @@ int ctl_buf_puts(struct ctl_buf *b, const char *s)
 	return ctl_buf_append(b, s, strlen(s));
 }
 
+/* Formatted in place: the metrics page alone is tens of thousands of
+ * these a scrape, and a temporary string for each was most of its
+ * mallocs. */
 int ctl_buf_printf(struct ctl_buf *b, const char *fmt, ...)
 {
 	va_list ap;
+	size_t room = b->cap > b->len ? b->cap - b->len : 0;
 	va_start(ap, fmt);
-	char *s = xvasprintf(fmt, ap);
+	int n = vsnprintf(room ? b->ptr + b->len : NULL, room, fmt, ap);
 	va_end(ap);
-	int rc = ctl_buf_puts(b, s);
-	free(s);
-	return rc;
+	if (n < 0)
+		xalloc_die(); /* only an encoding error, which our formats never make */
+	size_t max = b->max ? b->max : CTL_BUF_DEFAULT_MAX;
+	if ((size_t)n > max || b->len > max - (size_t)n) {
+		if (room)
+			b->ptr[b->len] = '\0';
+		return CTL_ETOOBIG;
+	}
+	if ((size_t)n >= room) {
+		/* Did not fit: the bytes written past len are not ours yet. */
+		if (room)
+			b->ptr[b->len] = '\0';
+		int rc = reserve(b, (size_t)n);
+		if (rc != 0)
+			return rc;
+		va_start(ap, fmt);
+		vsnprintf(b->ptr + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t)n;
+	return 0;
 }
 
 void ctl_buf_consume(struct ctl_buf *b, size_t n)
