@@ -247,8 +247,16 @@ static void reconcile_one(struct ctl_controller *c, const char *key)
  * about ten times in a rollout of 10,000, not once a second. */
 #define TRIM_AFTER 1000
 #define TRIM_EVERY_S 30
+static atomic_ulong finished; /* reconciles of every controller, for ctl_controller_finished */
+
+unsigned long ctl_controller_finished(void)
+{
+	return atomic_load(&finished);
+}
+
 static void trim_when_idle(struct ctl_controller *c)
 {
+	atomic_fetch_add(&finished, 1);
 #ifdef __GLIBC__
 	static atomic_llong last_s;
 	static atomic_long done;

@@ -108,4 +108,8 @@ int ctl_controller_resync(struct ctl_controller *c);
  * 36-character random UUID. */
 const char *ctl_controller_reconcile_id(void);
 
+/* Reconciles finished by every controller of the process so far (the
+ * manager trims malloc's free pages once this stops moving). */
+unsigned long ctl_controller_finished(void);
+
 #endif

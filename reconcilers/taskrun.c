@@ -58,7 +58,7 @@
 #define LOG_TAIL_BYTES 4096
 #define SOURCE_MAX (64u * 1024 * 1024)
 
-/* ---- what this process did, per TaskRun uid ---- */
+/* ---- what this process did, per TaskRun uid, until the cache shows it ---- */
 
 struct memo {
 	char *uid;
@@ -675,8 +675,12 @@ int taskrun_reconcile(void *ctx, const char *key, struct ctl_result *out)
 		snprintf(run_status_buf, sizeof(run_status_buf), "%s", o.run_status);
 		o.run_status = run_status_buf;
 	}
-	/* What this process did may be newer than the cache. */
-	if (!o.run_id && memo_get(&memo, obj->uid)) {
+	/* What this process did may be newer than the cache; once the cache
+	 * shows the run, the memo has done its work (keeping it would cost
+	 * every finished TaskRun a memo, and each lookup a longer search). */
+	if (o.run_id)
+		memo_drop(NULL, obj->uid);
+	else if (memo_get(&memo, obj->uid)) {
 		if (memo.run_id) {
 			o.run_id = memo.run_id;
 			o.run_status = NULL;
