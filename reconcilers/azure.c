@@ -82,9 +82,10 @@ struct azure {
 	size_t nsnaps;
 	unsigned long reads;
 	/* The values snapshot pools share (snap_compact): a few locations,
-	 * the tiers, os and provisioning states. Kept until azure_free: as
-	 * many as the distinct values Azure has sent, no more than the
-	 * strings each pool would otherwise hold. Under mu. */
+	 * the tiers, os and provisioning states. Kept until azure_free, at
+	 * most SHARED_MAX of them: past that, a pool keeps a string of its own
+	 * (an Azure that sent a new word for every pool would otherwise grow
+	 * this for as long as the process runs). Under mu. */
 	char **shared;
 	size_t nshared;
 };
@@ -125,27 +126,41 @@ static void conn_entry_free(struct conn_entry *e)
 	free(e);
 }
 
-/* Free a snapshot pool, whose shared strings are not its own. */
-static void snap_pool_dispose(struct arm_agent_pool *p)
+#define SHARED_MAX 256
+
+static bool is_shared(const struct azure *az, const char *v)
 {
-	p->location = p->tier = p->os = p->provisioning_state = NULL;
+	for (size_t i = 0; i < az->nshared; i++)
+		if (az->shared[i] == v)
+			return true;
+	return false;
+}
+
+/* Free a snapshot pool; the strings it shares are not its own. */
+static void snap_pool_dispose(const struct azure *az, struct arm_agent_pool *p)
+{
+	char **fields[] = {&p->location, &p->tier, &p->os, &p->provisioning_state};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (is_shared(az, *fields[i]))
+			*fields[i] = NULL;
 	arm_agent_pool_dispose(p);
 }
 
-static void snap_data_dispose(struct snap_data *s)
+static void snap_data_dispose(const struct azure *az, struct snap_data *s)
 {
 	free(s->location);
 	free(s->sku);
 	free(s->login_server);
 	for (size_t i = 0; i < s->npools; i++)
-		snap_pool_dispose(&s->pools[i]);
+		snap_pool_dispose(az, &s->pools[i]);
 	free(s->pools);
 	free(s->hashes);
 	free(s->id_prefix);
 	memset(s, 0, sizeof(*s));
 }
 
-/* The shared copy of v (NULL stays NULL), taking v. Under mu. */
+/* The shared copy of v, taking v; v itself when it is NULL or the table
+ * is full. Under mu. */
 static char *share(struct azure *az, char *v)
 {
 	if (!v)
@@ -155,6 +170,8 @@ static char *share(struct azure *az, char *v)
 			free(v);
 			return az->shared[i];
 		}
+	if (az->nshared >= SHARED_MAX)
+		return v;
 	az->shared = xrealloc(az->shared, (az->nshared + 1) * sizeof(*az->shared));
 	return az->shared[az->nshared++] = v;
 }
@@ -234,7 +251,7 @@ void azure_free(struct azure *az)
 		conn_entry_free(az->conns[i]);
 	for (size_t i = 0; i < az->nsnaps; i++) {
 		free(az->snaps[i]->key);
-		snap_data_dispose(&az->snaps[i]->snap);
+		snap_data_dispose(az, &az->snaps[i]->snap);
 		free(az->snaps[i]);
 	}
 	free(az->conns);
@@ -710,15 +727,15 @@ int azure_snapshot_get(struct azure_snapshot **out, struct azure *az, struct azu
 	if (rc != 0) {
 		e->last_err = *ctl_error_last();
 	} else {
-		snap_data_dispose(&e->snap);
+		snap_data_dispose(az, &e->snap);
 		e->snap = fresh;
 		memset(&fresh, 0, sizeof(fresh));
 		snap_index(az, &e->snap);
 	}
 	pthread_cond_broadcast(&az->read_done);
 	if (rc != 0) {
+		snap_data_dispose(az, &fresh); /* under mu: it reads the shared strings */
 		pthread_mutex_unlock(&az->mu);
-		snap_data_dispose(&fresh);
 		free(key);
 		return rc;
 	}
@@ -752,7 +769,7 @@ void azure_snapshot_note_pool(struct azure *az, struct azure_conn *conn, const c
 		size_t i = snap_find(s, name);
 		if (i < s->npools) {
 			vcpu_add(s, &s->pools[i], -1);
-			snap_pool_dispose(&s->pools[i]);
+			snap_pool_dispose(az, &s->pools[i]);
 			if (pool) {
 				pool_copy(&s->pools[i], pool, NULL);
 				snap_compact(az, s, &s->pools[i]);

@@ -208,4 +208,42 @@ TEST(failed_read_is_shared_then_retried)
 	fixture_stop(&f);
 }
 
-TEST_MAIN(T(concurrent_callers_share_one_read), T(failed_read_is_shared_then_retried))
+/* Words pools share are kept once, up to a bound; past it each pool keeps
+ * its own, and every copy handed out is whole (ASan sees a double free or
+ * a leak of either kind). */
+TEST(snapshot_pools_share_words_up_to_a_bound)
+{
+	struct fixture f;
+	fixture_start(&f);
+	canned_reply(&f.srv, 0, 200, NULL, registry_body);
+	canned_reply(&f.srv, 0, 200, NULL, pools_body);
+	struct azure_snapshot *s = NULL;
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, NULL, false), 0);
+	azure_snapshot_free(s);
+	char name[32], location[32];
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 400; i++) {
+			snprintf(name, sizeof(name), "p%03d", i);
+			snprintf(location, sizeof(location), "region%03d", i);
+			struct arm_agent_pool p = {.name = name, .tier = "S1", .os = "Linux", .count = 1,
+						   .location = location, .provisioning_state = "Succeeded"};
+			azure_snapshot_note_pool(f.az, f.conn, name, &p);
+		}
+	}
+	for (int i = 0; i < 400; i += 57) {
+		snprintf(name, sizeof(name), "p%03d", i);
+		snprintf(location, sizeof(location), "region%03d", i);
+		CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, name, false), 0);
+		CHECK_STR(s->pool ? s->pool->location : NULL, location);
+		CHECK_STR(s->pool ? s->pool->tier : NULL, "S1");
+		azure_snapshot_free(s);
+	}
+	azure_snapshot_note_pool(f.az, f.conn, "p399", NULL);
+	CHECK_INT(azure_snapshot_get(&s, f.az, f.conn, NULL, false), 0);
+	CHECK_INT(s->npools, 401); /* p1 and big from the list, 398 noted */
+	azure_snapshot_free(s);
+	fixture_stop(&f);
+}
+
+TEST_MAIN(T(concurrent_callers_share_one_read), T(failed_read_is_shared_then_retried),
+	  T(snapshot_pools_share_words_up_to_a_bound))
