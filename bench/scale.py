@@ -318,15 +318,22 @@ class Admin:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = content_type
-        c = self.conn()
-        try:
-            c.request(method, path, body=data, headers=headers)
-            r = c.getresponse()
-            raw = r.read()
-        except (http.client.HTTPException, OSError):
-            c.close()
-            self.local.conn = None
-            raise
+        for attempt in (1, 2):
+            c = self.conn()
+            try:
+                c.request(method, path, body=data, headers=headers)
+                r = c.getresponse()
+                raw = r.read()
+                break
+            except (http.client.HTTPException, OSError) as e:
+                c.close()
+                self.local.conn = None
+                # The API server may close a kept-alive connection under
+                # load (seen at 30,000 pools): a GET goes again on a new
+                # one; a write might have landed, so it does not.
+                if attempt == 2 or method != "GET" or not isinstance(
+                        e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+                    raise
         if r.status >= 300:
             raise AssertionError(f"{method} {path}: {r.status} {raw[:300]!r}")
         return json.loads(raw), time.time()
