@@ -256,7 +256,6 @@ unsigned long ctl_controller_finished(void)
 
 static void trim_when_idle(struct ctl_controller *c)
 {
-	atomic_fetch_add(&finished, 1);
 #ifdef __GLIBC__
 	static atomic_llong last_s;
 	static atomic_long done;
@@ -291,6 +290,7 @@ int ctl_controller_process_next(struct ctl_controller *c)
 		reconcile_one(c, key);
 	ctl_queue_done(c->queue, key);
 	free(key);
+	atomic_fetch_add(&finished, 1);
 	trim_when_idle(c);
 	return 1;
 }
